@@ -1,0 +1,170 @@
+//! A checked tenant config, compiled once into the validators that guard every write.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use crate::document::{ConfigDocument, UndeclaredEvents};
+use crate::schema::{self, Violation};
+
+/// Ids refused for every tenant: one junk id shared by many users would tie them all to one
+/// instance. Compared case-insensitively after trimming; empty and all-blank ids are refused too.
+pub const BUILT_IN_BLOCKED_IDS: &[&str] = &[
+    "null",
+    "undefined",
+    "none",
+    "nan",
+    "0",
+    "-1",
+    "anonymous",
+    "unknown",
+    "[object object]",
+];
+
+/// A tenant config that passed every check, with one compiled validator per model and event.
+#[derive(Debug)]
+pub struct CompiledConfig {
+    tenant: String,
+    display_name: Option<String>,
+    models: Vec<CompiledModel>,
+    events: HashMap<String, CompiledEvent>,
+    undeclared_events: UndeclaredEvents,
+    blocked_ids: HashSet<String>,
+}
+
+/// A model of a tenant: its name, the models allowed as its parents and its properties validator.
+#[derive(Debug)]
+pub struct CompiledModel {
+    name: String,
+    parents: Option<Vec<String>>,
+    validator: jsonschema::Validator,
+}
+
+/// A declared event: the models it may happen to and its properties validator.
+#[derive(Debug)]
+pub struct CompiledEvent {
+    name: String,
+    for_models: Option<Vec<String>>,
+    validator: jsonschema::Validator,
+}
+
+impl CompiledConfig {
+    /// Compiles a document that already passed the checks in [`crate::check`]; the embedded
+    /// schemas were compiled there once already, so a failure here is a bug, reported as text.
+    pub(crate) fn compile(document: ConfigDocument, default_tenant: &str) -> Result<Self, String> {
+        let compile = |schema: Option<&Value>| -> Result<jsonschema::Validator, String> {
+            schema::compile_properties_schema(schema.unwrap_or(&schema::any_object()))
+                .map_err(|error| error.message)
+        };
+        let models = document
+            .models
+            .iter()
+            .map(|model| {
+                Ok(CompiledModel {
+                    name: model.name.clone(),
+                    parents: model.parents.clone(),
+                    validator: compile(model.schema.as_ref())?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let events = document
+            .events
+            .iter()
+            .map(|event| {
+                let compiled = CompiledEvent {
+                    name: event.name.clone(),
+                    for_models: event.for_models.clone(),
+                    validator: compile(event.schema.as_ref())?,
+                };
+                Ok((event.name.clone(), compiled))
+            })
+            .collect::<Result<HashMap<_, _>, String>>()?;
+        let blocked_ids = BUILT_IN_BLOCKED_IDS
+            .iter()
+            .map(|id| (*id).to_owned())
+            .chain(
+                document
+                    .settings
+                    .blocked_ids
+                    .iter()
+                    .map(|id| normalize_blocked(id)),
+            )
+            .collect();
+        Ok(Self {
+            tenant: document.tenant.unwrap_or_else(|| default_tenant.to_owned()),
+            display_name: document.display_name,
+            models,
+            events,
+            undeclared_events: document.settings.undeclared_events,
+            blocked_ids,
+        })
+    }
+
+    /// The tenant slug: the `tenant` key, or the file's stem when the key is absent.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    pub fn display_name(&self) -> Option<&str> {
+        self.display_name.as_deref()
+    }
+
+    /// The models in the order the config declares them: the lookup order when no model is given.
+    pub fn models(&self) -> &[CompiledModel] {
+        &self.models
+    }
+
+    pub fn model(&self, name: &str) -> Option<&CompiledModel> {
+        self.models.iter().find(|model| model.name == name)
+    }
+
+    pub fn event(&self, name: &str) -> Option<&CompiledEvent> {
+        self.events.get(name)
+    }
+
+    pub fn undeclared_events(&self) -> UndeclaredEvents {
+        self.undeclared_events
+    }
+
+    /// Whether `id` is a junk id (built-in list, the tenant's `settings.blockedIds`, or blank).
+    pub fn is_blocked_id(&self, id: &str) -> bool {
+        let normalized = normalize_blocked(id);
+        normalized.is_empty() || self.blocked_ids.contains(&normalized)
+    }
+}
+
+impl CompiledModel {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The models allowed as parents of this model; `None` allows every model.
+    pub fn parents(&self) -> Option<&[String]> {
+        self.parents.as_deref()
+    }
+
+    /// Checks a properties object; every violation is reported, each with its JSON pointer.
+    pub fn validate(&self, properties: &Value) -> Result<(), Vec<Violation>> {
+        schema::violations(&self.validator, properties)
+    }
+}
+
+impl CompiledEvent {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The models this event may happen to; `None` allows every model.
+    pub fn for_models(&self) -> Option<&[String]> {
+        self.for_models.as_deref()
+    }
+
+    /// Checks a properties object; every violation is reported, each with its JSON pointer.
+    pub fn validate(&self, properties: &Value) -> Result<(), Vec<Violation>> {
+        schema::violations(&self.validator, properties)
+    }
+}
+
+fn normalize_blocked(id: &str) -> String {
+    id.trim().to_lowercase()
+}
