@@ -36,6 +36,7 @@ pub fn load_config(text: &str, default_tenant: &str) -> Result<CompiledConfig, V
     let mut findings = Findings {
         locations: &loaded.locations,
         found: Vec::new(),
+        validators: HashMap::new(),
     };
     if loaded.value.is_null() {
         findings.value(
@@ -53,17 +54,19 @@ pub fn load_config(text: &str, default_tenant: &str) -> Result<CompiledConfig, V
         findings.found.sort_by_key(|finding| finding.location);
         return Err(findings.found);
     }
-    let internal = |message: String| {
+    let document: ConfigDocument = serde_json::from_value(loaded.value).map_err(|error| {
         vec![Diagnostic {
             code: DiagnosticCode::InvalidValue,
             pointer: String::new(),
             location: crate::Location::START,
-            message,
+            message: format!("config does not match its schema: {error}"),
         }]
-    };
-    let document: ConfigDocument = serde_json::from_value(loaded.value)
-        .map_err(|error| internal(format!("config does not match its schema: {error}")))?;
-    CompiledConfig::compile(document, default_tenant).map_err(internal)
+    })?;
+    Ok(CompiledConfig::new(
+        document,
+        default_tenant,
+        findings.validators,
+    ))
 }
 
 /// Whether `slug` is a valid tenant slug: `^[a-z0-9][a-z0-9-]{0,62}$`.
@@ -80,6 +83,8 @@ pub fn is_valid_slug(slug: &str) -> bool {
 struct Findings<'a> {
     locations: &'a Locations,
     found: Vec<Diagnostic>,
+    /// The compiled embedded schemas, by the pointer of their `schema` key.
+    validators: HashMap<String, jsonschema::Validator>,
 }
 
 impl Findings<'_> {
@@ -211,12 +216,19 @@ impl Findings<'_> {
                     continue;
                 };
                 let base = format!("/{list}/{index}/schema");
-                for problem in schema::check_properties_schema(embedded) {
-                    self.value(
-                        DiagnosticCode::InvalidSchema,
-                        &format!("{base}{}", problem.pointer),
-                        problem.message,
-                    );
+                match schema::check_properties_schema(embedded) {
+                    Ok(validator) => {
+                        self.validators.insert(base, validator);
+                    }
+                    Err(problems) => {
+                        for problem in problems {
+                            self.value(
+                                DiagnosticCode::InvalidSchema,
+                                &format!("{base}{}", problem.pointer),
+                                problem.message,
+                            );
+                        }
+                    }
                 }
             }
         }

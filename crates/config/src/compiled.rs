@@ -49,36 +49,41 @@ pub struct CompiledEvent {
 }
 
 impl CompiledConfig {
-    /// Compiles a document that already passed the checks in [`crate::check`]; the embedded
-    /// schemas were compiled there once already, so a failure here is a bug, reported as text.
-    pub(crate) fn compile(document: ConfigDocument, default_tenant: &str) -> Result<Self, String> {
-        let compile = |schema: Option<&Value>| -> Result<jsonschema::Validator, String> {
-            schema::compile_properties_schema(schema.unwrap_or(&schema::any_object()))
-                .map_err(|error| error.message)
+    /// Assembles a document that passed the checks in [`crate::load_config`], with the
+    /// validators compiled there, keyed by the JSON pointer of each `schema`.
+    pub(crate) fn new(
+        document: ConfigDocument,
+        default_tenant: &str,
+        mut validators: HashMap<String, jsonschema::Validator>,
+    ) -> Self {
+        let mut validator_at = |pointer: String| {
+            validators
+                .remove(&pointer)
+                .unwrap_or_else(schema::any_object_validator)
         };
         let models = document
             .models
-            .iter()
-            .map(|model| {
-                Ok(CompiledModel {
-                    name: model.name.clone(),
-                    parents: model.parents.clone(),
-                    validator: compile(model.schema.as_ref())?,
-                })
+            .into_iter()
+            .enumerate()
+            .map(|(index, model)| CompiledModel {
+                validator: validator_at(format!("/models/{index}/schema")),
+                name: model.name,
+                parents: model.parents,
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect();
         let events = document
             .events
-            .iter()
-            .map(|event| {
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| {
                 let compiled = CompiledEvent {
+                    validator: validator_at(format!("/events/{index}/schema")),
                     name: event.name.clone(),
-                    for_models: event.for_models.clone(),
-                    validator: compile(event.schema.as_ref())?,
+                    for_models: event.for_models,
                 };
-                Ok((event.name.clone(), compiled))
+                (event.name, compiled)
             })
-            .collect::<Result<HashMap<_, _>, String>>()?;
+            .collect();
         let blocked_ids = BUILT_IN_BLOCKED_IDS
             .iter()
             .map(|id| (*id).to_owned())
@@ -90,14 +95,14 @@ impl CompiledConfig {
                     .map(|id| normalize_blocked(id)),
             )
             .collect();
-        Ok(Self {
+        Self {
             tenant: document.tenant.unwrap_or_else(|| default_tenant.to_owned()),
             display_name: document.display_name,
             models,
             events,
             undeclared_events: document.settings.undeclared_events,
             blocked_ids,
-        })
+        }
     }
 
     /// The tenant slug: the `tenant` key, or the file's stem when the key is absent.

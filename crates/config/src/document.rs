@@ -1,7 +1,7 @@
 //! The typed form of a tenant config file, read only after the file passed every check.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::IgnoredAny;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -30,7 +30,8 @@ pub(crate) struct ModelDocument {
     )]
     pub description: Option<String>,
     pub parents: Option<Vec<String>>,
-    pub schema: Option<Value>,
+    #[expect(dead_code, reason = "compiled from the JSON value while checking")]
+    pub schema: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,7 +44,8 @@ pub(crate) struct EventDocument {
     )]
     pub description: Option<String>,
     pub for_models: Option<Vec<String>>,
-    pub schema: Option<Value>,
+    #[expect(dead_code, reason = "compiled from the JSON value while checking")]
+    pub schema: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -77,19 +77,25 @@ pub(crate) fn config_file_validator() -> &'static Validator {
     &VALIDATOR
 }
 
-/// The schema of a model or event that declares none: any object.
-pub(crate) fn any_object() -> Value {
-    serde_json::json!({"type": "object"})
+/// The validator of a model or event that declares no schema: any object.
+pub(crate) fn any_object_validator() -> Validator {
+    static ANY_OBJECT: LazyLock<Validator> = LazyLock::new(|| {
+        hardened_options()
+            .build(&serde_json::json!({"type": "object"}))
+            .expect("a constant schema compiles")
+    });
+    ANY_OBJECT.clone()
 }
 
-/// Every reason why `schema` can not guard a tenant's properties: too deep, not valid against the
-/// 2020-12 meta-schema, or not compilable (bad regex, unknown format, non-local `$ref`).
-pub(crate) fn check_properties_schema(schema: &Value) -> Vec<SchemaProblem> {
+/// Compiles a tenant's properties schema, or says every reason why it can not guard a tenant's
+/// properties: too deep, not valid against the 2020-12 meta-schema, or not compilable (bad
+/// regex, unknown format, non-local `$ref`).
+pub(crate) fn check_properties_schema(schema: &Value) -> Result<Validator, Vec<SchemaProblem>> {
     if let Some(pointer) = too_deep(schema, "", 0) {
-        return vec![SchemaProblem {
+        return Err(vec![SchemaProblem {
             pointer,
             message: format!("schema nests deeper than {MAX_SCHEMA_DEPTH} levels"),
-        }];
+        }]);
     }
     let meta_problems: Vec<SchemaProblem> = jsonschema::draft202012::meta::validator()
         .iter_errors(schema)
@@ -99,24 +105,32 @@ pub(crate) fn check_properties_schema(schema: &Value) -> Vec<SchemaProblem> {
         })
         .collect();
     if !meta_problems.is_empty() {
-        return meta_problems;
+        return Err(meta_problems);
     }
-    // A build stops at its first problem; compile each pattern and format alone first so that
-    // every bad one is reported at once.
-    let mut keyword_problems = Vec::new();
+    let first_problem = match compile_properties_schema(schema) {
+        Ok(validator) => return Ok(validator),
+        Err(problem) => problem,
+    };
+    // A build stops at its first problem; compile each pattern and format alone so that every
+    // bad one is reported at once.
+    let mut problems = Vec::new();
     each_pattern_and_format(schema, "", &mut |pointer, probe| {
         if let Err(mut problem) = compile_properties_schema(&probe) {
             problem.pointer = pointer.to_owned();
-            keyword_problems.push(problem);
+            problems.push(problem);
         }
     });
-    if !keyword_problems.is_empty() {
-        return keyword_problems;
+    if problems.is_empty() {
+        problems.push(first_problem);
     }
-    match compile_properties_schema(schema) {
-        Ok(_) => Vec::new(),
-        Err(problem) => vec![problem],
-    }
+    Err(problems)
+}
+
+/// Compiles a tenant's properties schema with the hardened options.
+fn compile_properties_schema(schema: &Value) -> Result<Validator, SchemaProblem> {
+    hardened_options()
+        .build(schema)
+        .map_err(|error| describe_build_error(schema, &error))
 }
 
 /// Calls `visit` with the pointer and a one-keyword probe schema for every `pattern`, every
@@ -152,13 +166,6 @@ fn each_pattern_and_format(value: &Value, pointer: &str, visit: &mut dyn FnMut(&
         }
         _ => {}
     }
-}
-
-/// Compiles a tenant's properties schema with the hardened options.
-pub(crate) fn compile_properties_schema(schema: &Value) -> Result<Validator, SchemaProblem> {
-    hardened_options()
-        .build(schema)
-        .map_err(|error| describe_build_error(schema, &error))
 }
 
 /// Every violation of `validator` by `instance`, each with its JSON pointer.

@@ -115,6 +115,8 @@ fn describe_parse_error(
     }
     let message = if message.contains("more than one document") {
         "a config file must hold exactly one YAML document (remove the `---` separators)".to_owned()
+    } else if message.contains("repetition limit exceeded") {
+        "YAML aliases expand to too many nodes (repetition limit exceeded)".to_owned()
     } else {
         message
     };
