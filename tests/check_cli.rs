@@ -169,3 +169,18 @@ fn missing_paths_and_bad_usage_exit_2() {
         2
     );
 }
+
+#[test]
+fn github_format_prints_annotations() {
+    let path = fixture("dangling_parent.yaml");
+    let outcome = check(&["--format", "github", &path]);
+    assert_eq!(outcome.code, 1);
+    assert_eq!(
+        outcome.stdout,
+        format!(
+            "::error file={path},line=5,col=15,title=functionary check%3A unknown_model::parent \
+             `organisation` is not a model declared in `models` (did you mean `organization`?) \
+             (at /models/1/parents/0)\n"
+        )
+    );
+}

@@ -19,7 +19,8 @@ pub(crate) struct CheckArgs {
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Output format: `text` prints `file:line:column: message (at /pointer)` per error;
-    /// `json` prints one JSON array of all errors.
+    /// `json` prints one JSON array of all errors; `github` prints GitHub Actions workflow
+    /// commands, so errors show up as annotations on the pull request.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
@@ -28,6 +29,7 @@ pub(crate) struct CheckArgs {
 enum Format {
     Text,
     Json,
+    Github,
 }
 
 /// One error as `--format json` prints it.
@@ -70,6 +72,7 @@ pub(crate) fn run(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     let printed = match args.format {
         Format::Text => print_text(&findings, out),
         Format::Json => print_json(&findings, out),
+        Format::Github => print_github(&findings, out),
     };
     let failed_files = {
         let mut paths: Vec<&PathBuf> = findings.iter().map(|(path, _)| path).collect();
@@ -170,6 +173,34 @@ fn print_json(findings: &[(PathBuf, Diagnostic)], out: &mut dyn Write) -> std::i
         .collect();
     serde_json::to_writer_pretty(&mut *out, &rows)?;
     writeln!(out)
+}
+
+fn print_github(findings: &[(PathBuf, Diagnostic)], out: &mut dyn Write) -> std::io::Result<()> {
+    // Workflow command syntax: properties escape `%`, CR, LF, `:` and `,`; the message `%`, CR, LF.
+    let escape_data = |text: &str| {
+        text.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let escape_property = |text: &str| escape_data(text).replace(':', "%3A").replace(',', "%2C");
+    for (path, finding) in findings {
+        let pointer = if finding.pointer.is_empty() {
+            String::new()
+        } else {
+            format!(" (at {})", finding.pointer)
+        };
+        writeln!(
+            out,
+            "::error file={},line={},col={},title={}::{}{}",
+            escape_property(&path.display().to_string()),
+            finding.location.line,
+            finding.location.column,
+            escape_property(&format!("functionary check: {}", finding.code)),
+            escape_data(&finding.message),
+            escape_data(&pointer),
+        )?;
+    }
+    Ok(())
 }
 
 fn plural(count: usize) -> &'static str {
