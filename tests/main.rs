@@ -1,3 +1,6 @@
 //! The workspace-wide integration suite, compiled as one test binary.
 
+mod support;
+
 mod check_cli;
+mod identity;

@@ -1,0 +1,366 @@
+//! The identity store: tenant-scoped instances with many ids, parent/child links (pending until
+//! their ids appear) and events, on PostgreSQL or an embedded SQLite file.
+//!
+//! The identity rules are written once (`identify`, `events`, `read`) against a connection of
+//! either backend; `queries` holds the statements, the few backend-specific ones included.
+//! Every operation runs to completion on its own task, so a caller that goes away (a client
+//! that hangs up) never leaves a transaction half done.
+
+mod db;
+mod error;
+mod events;
+mod identify;
+mod ids;
+mod properties;
+mod queries;
+mod read;
+mod schema;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use functionary_config::CompiledConfig;
+use serde::{Deserialize, Serialize};
+
+pub use db::{DatabaseUrl, SqliteSynchronous, StoreOptions};
+pub use error::{Detail, StoreError};
+pub use events::{EventInput, EventOutcome, MAX_NAME_BYTES};
+pub use identify::{IDENTIFY_EVENT, IdentifyInput, IdentifyOutcome, MAX_DISPLAY_NAME_BYTES};
+pub use ids::{MAX_ID_BYTES, MAX_IDS};
+pub use properties::MAX_PROPERTIES_BYTES;
+pub use read::{EventView, InstanceView, LinkedInstance, MAX_PAGE, Page, PendingLink};
+
+use db::{Db, Operation, Pool};
+use error::TxError;
+use queries::TenantRow;
+
+/// The store's own id of a tenant (not its slug).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantId(pub String);
+
+impl TenantId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A tenant as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub display_name: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One item of a batch call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum BatchItem {
+    Identify(IdentifyInput),
+    Event(EventInput),
+}
+
+/// The result of one batch item: what the single call would have answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum BatchOutcome {
+    Identify(IdentifyOutcome),
+    Event(EventOutcome),
+}
+
+/// Counts of what the store did since it was opened (exported as metrics).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub identify_created: AtomicU64,
+    pub identify_updated: AtomicU64,
+    pub identify_conflicts: AtomicU64,
+    pub events_accepted: AtomicU64,
+    pub events_discarded: AtomicU64,
+    pub events_duplicate: AtomicU64,
+}
+
+/// A handle on the database; cheap to clone, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+    stats: Arc<Stats>,
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://PATH` or `postgres://…`), creating an SQLite file
+    /// and its folder when missing, and applies pending migrations.
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let url = DatabaseUrl::parse(url).map_err(StoreError::Unavailable)?;
+        let store = Self {
+            pool: Pool::open(&url, &options).await?,
+            stats: Arc::default(),
+        };
+        store.pool.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.pool.read(&Ping).await
+    }
+
+    pub async fn create_tenant(
+        &self,
+        slug: &str,
+        display_name: Option<&str>,
+    ) -> Result<Tenant, StoreError> {
+        let op = CreateTenant {
+            row: TenantRow {
+                id: new_id(),
+                slug: slug.to_owned(),
+                display_name: display_name.map(str::to_owned),
+                created_at: now_micros(),
+            },
+        };
+        self.detached(move |pool| async move { pool.write(&op).await })
+            .await
+            .map(tenant)
+    }
+
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
+        let op = TenantBySlug(slug.to_owned());
+        Ok(self.pool.read(&op).await?.map(tenant))
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        Ok(self
+            .pool
+            .read(&AllTenants)
+            .await?
+            .into_iter()
+            .map(tenant)
+            .collect())
+    }
+
+    /// Resolves the ids of `input` to one instance of its model and applies the call (§2).
+    pub async fn identify(
+        &self,
+        tenant: &TenantId,
+        config: Arc<CompiledConfig>,
+        input: IdentifyInput,
+    ) -> Result<IdentifyOutcome, StoreError> {
+        let op = identify::Identify::prepare(tenant.clone(), config, input, now_micros())?;
+        let stats = Arc::clone(&self.stats);
+        self.detached(move |pool| async move {
+            let outcome = pool.write(&op).await;
+            let counter = match &outcome {
+                Ok(done) if done.created => &stats.identify_created,
+                Ok(_) => &stats.identify_updated,
+                Err(StoreError::Conflict { .. }) => &stats.identify_conflicts,
+                Err(_) => return outcome,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            outcome
+        })
+        .await
+    }
+
+    /// Records an event on the instance its ids resolve to (§3).
+    pub async fn track(
+        &self,
+        tenant: &TenantId,
+        config: Arc<CompiledConfig>,
+        input: EventInput,
+    ) -> Result<EventOutcome, StoreError> {
+        let op = events::Track::prepare(tenant.clone(), &config, input, now_micros())?;
+        let stats = Arc::clone(&self.stats);
+        self.detached(move |pool| async move {
+            let outcome = pool.write(&op).await;
+            let counter = match &outcome {
+                Ok(EventOutcome::Accepted {
+                    duplicate: false, ..
+                }) => &stats.events_accepted,
+                Ok(EventOutcome::Accepted {
+                    duplicate: true, ..
+                }) => &stats.events_duplicate,
+                Ok(EventOutcome::Discarded { .. }) => &stats.events_discarded,
+                Err(_) => return outcome,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            outcome
+        })
+        .await
+    }
+
+    /// Applies the items in order; each succeeds or fails on its own.
+    pub async fn batch(
+        &self,
+        tenant: &TenantId,
+        config: Arc<CompiledConfig>,
+        items: Vec<BatchItem>,
+    ) -> Vec<Result<BatchOutcome, StoreError>> {
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            results.push(match item {
+                BatchItem::Identify(input) => self
+                    .identify(tenant, Arc::clone(&config), input)
+                    .await
+                    .map(BatchOutcome::Identify),
+                BatchItem::Event(input) => self
+                    .track(tenant, Arc::clone(&config), input)
+                    .await
+                    .map(BatchOutcome::Event),
+            });
+        }
+        results
+    }
+
+    /// The instance of `model` that holds `id`, with its ids, links and pending links.
+    pub async fn instance(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+        id: &str,
+    ) -> Result<InstanceView, StoreError> {
+        let op = read::GetInstance {
+            tenant: tenant.clone(),
+            model: model.to_owned(),
+            id: id.to_owned(),
+        };
+        self.pool.read(&op).await
+    }
+
+    /// A page of the instances of `model`, oldest first.
+    pub async fn instances(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<Page<InstanceView>, StoreError> {
+        let op = read::ListInstances {
+            tenant: tenant.clone(),
+            model: model.to_owned(),
+            limit,
+            cursor,
+        };
+        self.pool.read(&op).await
+    }
+
+    /// A page of the events of the instance of `model` that holds `id`, newest first.
+    pub async fn events(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+        id: &str,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<Page<EventView>, StoreError> {
+        let op = read::ListEvents {
+            tenant: tenant.clone(),
+            model: model.to_owned(),
+            id: id.to_owned(),
+            limit,
+            cursor,
+        };
+        self.pool.read(&op).await
+    }
+
+    /// Deletes the instance with its ids, links, pending links and events.
+    pub async fn delete_instance(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let op = read::DeleteInstance {
+            tenant: tenant.clone(),
+            model: model.to_owned(),
+            id: id.to_owned(),
+        };
+        self.detached(move |pool| async move { pool.write(&op).await })
+            .await
+    }
+
+    /// Runs a write on its own task: dropping the caller's future does not cancel it halfway.
+    async fn detached<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        tokio::spawn(work(self.pool.clone()))
+            .await
+            .map_err(|error| StoreError::Internal(format!("store task failed: {error}")))?
+    }
+}
+
+fn tenant(row: TenantRow) -> Tenant {
+    Tenant {
+        id: TenantId(row.id),
+        slug: row.slug,
+        display_name: row.display_name,
+        created_at: read::micros_to_time(row.created_at),
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub(crate) fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// A new opaque id: a UUIDv7, so ids sort by creation time.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+struct Ping;
+
+impl Operation for Ping {
+    type Output = ();
+
+    async fn run(&self, db: &mut Db<'_>) -> Result<(), TxError> {
+        Ok(db.ping().await?)
+    }
+}
+
+struct CreateTenant {
+    row: TenantRow,
+}
+
+impl Operation for CreateTenant {
+    type Output = TenantRow;
+
+    async fn run(&self, db: &mut Db<'_>) -> Result<TenantRow, TxError> {
+        if db.tenant_by_slug(&self.row.slug).await?.is_some() {
+            return Err(StoreError::Conflict {
+                code: "tenant_exists",
+                message: format!("tenant `{}` exists already", self.row.slug),
+                details: Vec::new(),
+            }
+            .into());
+        }
+        db.insert_tenant(&self.row).await?;
+        Ok(self.row.clone())
+    }
+}
+
+struct TenantBySlug(String);
+
+impl Operation for TenantBySlug {
+    type Output = Option<TenantRow>;
+
+    async fn run(&self, db: &mut Db<'_>) -> Result<Option<TenantRow>, TxError> {
+        Ok(db.tenant_by_slug(&self.0).await?)
+    }
+}
+
+struct AllTenants;
+
+impl Operation for AllTenants {
+    type Output = Vec<TenantRow>;
+
+    async fn run(&self, db: &mut Db<'_>) -> Result<Vec<TenantRow>, TxError> {
+        Ok(db.all_tenants().await?)
+    }
+}
