@@ -253,6 +253,10 @@ on_both_backends! {
         let view = t.get("organization", "o").await.unwrap();
         assert_eq!(view.properties["plan"], "enterprise");
         assert_eq!(view.display_name.as_deref(), Some("Tie"));
+        // Removing a key that is not there still records when: an older value stays out.
+        t.identify(body(json!({"ghost": null}), "Tie", "2026-01-05T00:00:00Z")).await.unwrap();
+        t.identify(body(json!({"ghost": 1}), "Tie", "2026-01-04T00:00:00Z")).await.unwrap();
+        assert!(!t.get("organization", "o").await.unwrap().properties.contains_key("ghost"));
     }
 
     async fn an_instance_can_not_be_its_own_parent(t) {

@@ -3,4 +3,7 @@
 mod support;
 
 mod check_cli;
+mod crash;
 mod identity;
+mod model_check;
+mod races;

@@ -4,6 +4,7 @@
 //! errors. Output goes to the writers passed to [`run`], so tests read it without a subprocess.
 
 mod check;
+mod migrate;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -33,7 +34,21 @@ enum Command {
     /// Lint tenant config files: the published schema plus semantic checks, every error with
     /// its file:line:column. Needs no database and no network.
     Check(check::CheckArgs),
+    /// Apply the database migrations this binary embeds (also done at server start).
+    Migrate(migrate::MigrateArgs),
 }
+
+/// Where the database is: `--database`, else `FUNCTIONARY_DATABASE_URL`, else the embedded
+/// SQLite default.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DatabaseArgs {
+    /// `sqlite://PATH` (created on first use) or `postgres://USER@HOST:PORT/DB`.
+    #[arg(long = "database", env = "FUNCTIONARY_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_name = "URL")]
+    pub url: String,
+}
+
+/// The embedded default database.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/functionary.db";
 
 /// Runs the command line `args` (including the program name); returns the exit code.
 pub fn run(
@@ -53,5 +68,6 @@ pub fn run(
     };
     match cli.command {
         Command::Check(args) => check::run(&args, out, err),
+        Command::Migrate(args) => migrate::run(&args, out, err),
     }
 }

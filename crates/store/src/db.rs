@@ -302,7 +302,10 @@ macro_rules! migration {
     };
 }
 
-const MIGRATIONS: &[Migration] = &[migration!("2026-12-04-000001_identity")];
+const MIGRATIONS: &[Migration] = &[
+    migration!("2026-12-04-000001_identity"),
+    migration!("2026-12-04-000002_tenant_admin"),
+];
 
 struct Migrate;
 

@@ -187,7 +187,7 @@ impl Identify {
         if let Some(name) = &self.display_name
             && display_name_at.is_none_or(|stored_at| stored_at <= self.at)
         {
-            changed |= display_name.as_ref() != Some(name);
+            changed = true;
             display_name = Some(name.clone());
             display_name_at = Some(self.at);
         }
@@ -368,13 +368,9 @@ impl Operation for Identify {
         db.lock_external_ids(tenant, &touched).await?;
 
         let known = db
-            .ids_of_instances_holding(tenant, &self.model, &self.ids)
+            .holders_of(tenant, &self.ids, &[self.model.as_str()])
             .await?;
-        let holders: BTreeSet<&str> = known
-            .iter()
-            .filter(|row| self.ids.contains(&row.external_id))
-            .map(|row| row.instance_id.as_str())
-            .collect();
+        let holders: BTreeSet<&str> = known.iter().map(|row| row.instance_id.as_str()).collect();
         if holders.len() > 1 {
             return Err(ids_conflict(&self.ids, &known).into());
         }
@@ -384,6 +380,16 @@ impl Operation for Identify {
             })?),
             None => None,
         };
+        // Every id the instance holds already, not only the ones this call names.
+        let held: Vec<String> = match &existing {
+            Some(row) => db
+                .ids_of(tenant, std::slice::from_ref(&row.id))
+                .await?
+                .into_iter()
+                .map(|id| id.external_id)
+                .collect(),
+            None => Vec::new(),
+        };
         let (row, changed) = self.merged(existing.as_ref())?;
         let created = existing.is_none();
         if created {
@@ -391,15 +397,10 @@ impl Operation for Identify {
         } else if changed {
             db.update_instance(&row).await?;
         }
-        let held: Vec<&str> = known
-            .iter()
-            .filter(|known_id| known_id.instance_id == row.id)
-            .map(|known_id| known_id.external_id.as_str())
-            .collect();
         let new_ids: Vec<String> = self
             .ids
             .iter()
-            .filter(|id| !held.contains(&id.as_str()))
+            .filter(|id| !held.contains(id))
             .cloned()
             .collect();
         let new_rows: Vec<IdRow> = new_ids
@@ -430,11 +431,7 @@ impl Operation for Identify {
         .await?;
         let pending = db.count_pending(tenant, &row.id).await?;
 
-        let mut ids: Vec<String> = held
-            .iter()
-            .map(|id| (*id).to_owned())
-            .chain(new_ids)
-            .collect();
+        let mut ids: Vec<String> = held.into_iter().chain(new_ids).collect();
         ids.sort();
         Ok(IdentifyOutcome {
             instance_id: row.id,

@@ -91,7 +91,8 @@ impl Store {
     /// Opens the database at `url` (`sqlite://PATH` or `postgres://…`), creating an SQLite file
     /// and its folder when missing, and applies pending migrations.
     pub async fn open(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
-        let url = DatabaseUrl::parse(url).map_err(StoreError::Unavailable)?;
+        let url = DatabaseUrl::parse(url)
+            .map_err(|message| StoreError::invalid("invalid_database_url", message, Vec::new()))?;
         let store = Self {
             pool: Pool::open(&url, &options).await?,
             stats: Arc::default(),

@@ -28,22 +28,23 @@ impl Properties {
         })
     }
 
-    /// Applies `update` written at `at` (microseconds); returns whether anything changed.
+    /// Applies `update` written at `at` (microseconds); returns whether anything must be
+    /// stored, timestamps included: a removal of an absent key still records when it happened.
     pub fn merge(&mut self, update: &Map<String, Value>, at: i64) -> bool {
-        let mut changed = false;
+        let mut applied = false;
         for (key, value) in update {
             if self.clock.get(key).is_some_and(|stored_at| *stored_at > at) {
                 continue;
             }
+            applied = true;
             self.clock.insert(key.clone(), at);
-            let previous = if value.is_null() {
-                self.values.remove(key)
+            if value.is_null() {
+                self.values.remove(key);
             } else {
-                self.values.insert(key.clone(), value.clone())
-            };
-            changed |= previous.as_ref() != Some(value) && !(value.is_null() && previous.is_none());
+                self.values.insert(key.clone(), value.clone());
+            }
         }
-        changed
+        applied
     }
 }
 
@@ -126,5 +127,16 @@ mod tests {
         assert_eq!(Value::Object(properties.values.clone()), json!({}));
         assert!(properties.merge(&object(json!({"coupon": "Z"})), 25));
         assert_eq!(Value::Object(properties.values), json!({"coupon": "Z"}));
+    }
+
+    #[test]
+    fn removing_an_absent_key_is_remembered() {
+        let mut properties = Properties::default();
+        assert!(
+            properties.merge(&object(json!({"tier": null})), 20),
+            "the removal's time must be stored"
+        );
+        assert!(!properties.merge(&object(json!({"tier": 0})), 10));
+        assert_eq!(Value::Object(properties.values), json!({}));
     }
 }

@@ -98,30 +98,6 @@ impl Db<'_> {
         .map(|_| ())
     }
 
-    /// All ids of the instances of `model` that hold any of `ids`.
-    pub async fn ids_of_instances_holding(
-        &mut self,
-        tenant: &str,
-        model: &str,
-        ids: &[String],
-    ) -> QueryResult<Vec<IdRow>> {
-        let holder = diesel::alias!(instance_ids as holder);
-        let holders = holder
-            .filter(holder.field(instance_ids::tenant_id).eq(tenant))
-            .filter(holder.field(instance_ids::model).eq(model))
-            .filter(holder.field(instance_ids::external_id).eq_any(ids))
-            .select(holder.field(instance_ids::instance_id));
-        on_db!(self, conn => {
-            instance_ids::table
-                .filter(instance_ids::tenant_id.eq(tenant))
-                .filter(instance_ids::model.eq(model))
-                .filter(instance_ids::instance_id.eq_any(holders))
-                .select(IdRow::as_select())
-                .load(conn)
-                .await
-        })
-    }
-
     /// Which instances hold `ids` in any of `models`.
     pub async fn holders_of(
         &mut self,
@@ -349,21 +325,42 @@ impl Db<'_> {
         Ok(())
     }
 
-    /// The edges in which one of `instances` is the parent or the child.
+    /// The edges in which one of `instances` is the parent or the child. Two index lookups,
+    /// not one `OR`, which planners without statistics answer with a scan of the tenant.
     pub async fn edges_of(
         &mut self,
         tenant: &str,
         instances_: &[String],
     ) -> QueryResult<Vec<EdgeRow>> {
-        on_db!(self, conn => {
+        let mut found: Vec<EdgeRow> = on_db!(self, conn => {
             edges::table
                 .filter(edges::tenant_id.eq(tenant))
-                .filter(edges::parent_id.eq_any(instances_).or(edges::child_id.eq_any(instances_)))
-                .order((edges::created_at, edges::parent_id, edges::child_id))
+                .filter(edges::parent_id.eq_any(instances_))
                 .select(EdgeRow::as_select())
                 .load(conn)
                 .await
-        })
+        })?;
+        let as_child: Vec<EdgeRow> = on_db!(self, conn => {
+            edges::table
+                .filter(edges::tenant_id.eq(tenant))
+                .filter(edges::child_id.eq_any(instances_))
+                .select(EdgeRow::as_select())
+                .load(conn)
+                .await
+        })?;
+        found.extend(
+            as_child
+                .into_iter()
+                .filter(|edge| !instances_.contains(&edge.parent_id)),
+        );
+        found.sort_by(|a, b| {
+            (a.created_at, &a.parent_id, &a.child_id).cmp(&(
+                b.created_at,
+                &b.parent_id,
+                &b.child_id,
+            ))
+        });
+        Ok(found)
     }
 
     pub async fn insert_event(&mut self, row: &EventRow) -> QueryResult<()> {

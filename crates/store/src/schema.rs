@@ -1,6 +1,26 @@
 // The tables of `migrations/*/…/up.sql`, in the form `diesel print-schema` writes them.
 
 diesel::table! {
+    api_keys (tenant_id, key_id) {
+        tenant_id -> Text,
+        key_id -> Text,
+        name -> Nullable<Text>,
+        scopes -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    config_versions (tenant_id, version) {
+        tenant_id -> Text,
+        version -> BigInt,
+        yaml -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     edges (tenant_id, parent_id, child_id) {
         tenant_id -> Text,
         parent_id -> Text,

@@ -37,7 +37,7 @@ CREATE TABLE instance_ids (
     FOREIGN KEY (tenant_id, instance_id) REFERENCES instances (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX instance_ids_by_external_id ON instance_ids (tenant_id, external_id);
-CREATE INDEX instance_ids_by_instance ON instance_ids (tenant_id, instance_id);
+CREATE INDEX instance_ids_by_instance ON instance_ids (tenant_id, instance_id, external_id);
 
 CREATE TABLE edges (
     tenant_id  TEXT NOT NULL,
