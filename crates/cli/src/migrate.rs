@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args;
 use functionary_store::{Store, StoreOptions};
 
-use crate::{DatabaseArgs, EXIT_OK, EXIT_USAGE};
+use crate::{DatabaseArgs, block_on};
 
 #[derive(Debug, Args)]
 pub(crate) struct MigrateArgs {
@@ -14,21 +14,9 @@ pub(crate) struct MigrateArgs {
 }
 
 pub(crate) fn run(args: &MigrateArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            let _ = writeln!(err, "can not start the async runtime: {error}");
-            return EXIT_USAGE;
-        }
-    };
-    match runtime.block_on(Store::open(&args.database.url, StoreOptions::default())) {
-        Ok(_) => {
-            let _ = writeln!(out, "database is up to date");
-            EXIT_OK
-        }
-        Err(error) => {
-            let _ = writeln!(err, "migration failed: {error}");
-            EXIT_USAGE
-        }
-    }
+    block_on(err, async {
+        Store::open(&args.database.url, StoreOptions::default()).await?;
+        writeln!(out, "database is up to date")?;
+        Ok(())
+    })
 }

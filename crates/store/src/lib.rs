@@ -6,6 +6,7 @@
 //! Every operation runs to completion on its own task, so a caller that goes away (a client
 //! that hangs up) never leaves a transaction half done.
 
+mod admin;
 mod db;
 mod error;
 mod events;
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use functionary_config::CompiledConfig;
 use serde::{Deserialize, Serialize};
 
+pub use admin::{ApiKey, ConfigVersion};
 pub use db::{DatabaseUrl, SqliteSynchronous, StoreOptions};
 pub use error::{Detail, StoreError};
 pub use events::{EventInput, EventOutcome, MAX_NAME_BYTES};
@@ -141,6 +143,91 @@ impl Store {
             .into_iter()
             .map(tenant)
             .collect())
+    }
+
+    /// Stores `yaml` (already checked) as the tenant's next config version; returns its number.
+    pub async fn put_config(&self, tenant: &TenantId, yaml: &str) -> Result<i64, StoreError> {
+        let op = admin::PutConfig {
+            tenant: tenant.clone(),
+            yaml: yaml.to_owned(),
+            now: now_micros(),
+        };
+        self.detached(move |pool| async move { pool.write(&op).await })
+            .await
+    }
+
+    /// The tenant's active (latest) config, if it has one.
+    pub async fn active_config(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<ConfigVersion>, StoreError> {
+        self.pool.read(&admin::ActiveConfig(tenant.clone())).await
+    }
+
+    /// One stored version of the tenant's config.
+    pub async fn config_version(
+        &self,
+        tenant: &TenantId,
+        version: i64,
+    ) -> Result<Option<ConfigVersion>, StoreError> {
+        self.pool
+            .read(&admin::ConfigAt {
+                tenant: tenant.clone(),
+                version,
+            })
+            .await
+    }
+
+    /// The number of the tenant's active config version: a cheap check for a newer config.
+    pub async fn active_config_version(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<i64>, StoreError> {
+        self.pool
+            .read(&admin::ActiveConfigVersion(tenant.clone()))
+            .await
+    }
+
+    pub async fn create_key(
+        &self,
+        tenant: &TenantId,
+        key_id: &str,
+        name: Option<&str>,
+        scopes: &[&str],
+    ) -> Result<ApiKey, StoreError> {
+        let op = admin::CreateKey {
+            tenant: tenant.clone(),
+            key_id: key_id.to_owned(),
+            name: name.map(str::to_owned),
+            scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+            now: now_micros(),
+        };
+        self.detached(move |pool| async move { pool.write(&op).await })
+            .await
+    }
+
+    pub async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        self.pool.read(&admin::ListKeys(tenant.clone())).await
+    }
+
+    pub async fn key(&self, tenant: &TenantId, key_id: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.pool
+            .read(&admin::GetKey {
+                tenant: tenant.clone(),
+                key_id: key_id.to_owned(),
+            })
+            .await
+    }
+
+    /// Revokes a key; revoking a revoked key is fine, an unknown one is `key_not_found`.
+    pub async fn revoke_key(&self, tenant: &TenantId, key_id: &str) -> Result<(), StoreError> {
+        let op = admin::RevokeKey {
+            tenant: tenant.clone(),
+            key_id: key_id.to_owned(),
+            now: now_micros(),
+        };
+        self.detached(move |pool| async move { pool.write(&op).await })
+            .await
     }
 
     /// Resolves the ids of `input` to one instance of its model and applies the call (§2).

@@ -1,0 +1,164 @@
+//! Assembling the app, loading tenant configs from a folder, and serving with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use poem::listener::TcpListener;
+use poem::middleware::Tracing;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
+use poem_openapi::OpenApiService;
+
+use crate::admin::{AdminApi, checked_config};
+use crate::error::from_poem;
+use crate::health::HealthApi;
+use crate::ingest::IngestApi;
+use crate::instances::InstancesApi;
+use crate::limits::{BodyLimit, MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES};
+use crate::metrics::RecordMetrics;
+use crate::state::AppState;
+
+/// How the server listens.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+type Apis = (IngestApi, InstancesApi, AdminApi, HealthApi);
+
+/// The OpenAPI service: every endpoint, described for generated clients.
+pub fn api_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (IngestApi, InstancesApi, AdminApi, HealthApi),
+        "Functionary",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Multi-tenant identity and event API. Tenants identify the instances of their models \
+             (customers, organizations, ...) and record events on them with a Bearer API key; \
+             platform admins manage tenants, configs and keys with an admin token. Every error \
+             answers `{\"statusCode\", \"error\": {\"code\", \"message\", \"details\"}}`.",
+    )
+}
+
+/// The OpenAPI document as JSON, the same text `/openapi.json` serves.
+pub fn openapi_json() -> String {
+    api_service().spec()
+}
+
+/// The whole HTTP application on `state`.
+pub fn app(state: AppState) -> impl Endpoint {
+    let api = api_service();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    let metrics = std::sync::Arc::clone(&state.metrics);
+    Route::new()
+        .nest("/", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .with(BodyLimit::new(MAX_BODY_BYTES).with_path("/api/v1/batch", MAX_BATCH_BODY_BYTES))
+        .catch_all_error(|error: poem::Error| async move {
+            poem::error::ResponseError::as_response(&from_poem(&error))
+        })
+        .with(RecordMetrics { metrics })
+        .with(Tracing)
+        .data(state)
+        .into_endpoint()
+}
+
+/// Loads every `*.yaml`/`*.yml` in `dir` as a tenant config: creates missing tenants and stores
+/// a changed file as a new version. A file with errors stops the start, with every error.
+pub async fn sync_tenants_dir(state: &AppState, dir: &Path) -> Result<Vec<String>, String> {
+    let files = functionary_config::config_files_in(dir)
+        .map_err(|error| format!("{}: {error}", dir.display()))?;
+    let mut report = Vec::new();
+    for path in files {
+        let file = functionary_config::read_config_file(&path)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        let config =
+            functionary_config::load_config(&file.text, &file.stem).map_err(|findings| {
+                findings
+                    .iter()
+                    .map(|finding| format!("{}:{finding}", path.display()))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })?;
+        let slug = config.tenant().to_owned();
+        checked_config(&file.text, &slug)
+            .map_err(|error| format!("{}: {}", path.display(), error.body.error.message))?;
+        let store_error =
+            |error: functionary_store::StoreError| format!("{}: {error}", path.display());
+        let tenant = match state
+            .store
+            .tenant_by_slug(&slug)
+            .await
+            .map_err(store_error)?
+        {
+            Some(tenant) => tenant,
+            None => state
+                .store
+                .create_tenant(&slug, config.display_name())
+                .await
+                .map_err(store_error)?,
+        };
+        let active = state
+            .store
+            .active_config(&tenant.id)
+            .await
+            .map_err(store_error)?;
+        if active
+            .as_ref()
+            .is_some_and(|active| active.yaml == file.text)
+        {
+            report.push(format!(
+                "tenant {slug}: config unchanged (version {})",
+                active.map_or(0, |a| a.version)
+            ));
+            continue;
+        }
+        let version = state
+            .store
+            .put_config(&tenant.id, &file.text)
+            .await
+            .map_err(store_error)?;
+        state.config_stored(&tenant.id, version).await;
+        report.push(format!(
+            "tenant {slug}: config version {version} from {}",
+            path.display()
+        ));
+    }
+    Ok(report)
+}
+
+/// Serves `state` until Ctrl-C or SIGTERM, then lets in-flight requests finish.
+pub async fn serve(state: AppState, config: ServerConfig) -> std::io::Result<()> {
+    let listener = TcpListener::bind(config.listen);
+    tracing::info!(listen = %config.listen, "serving; docs at /docs, spec at /openapi.json");
+    poem::Server::new(listener)
+        .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(config.shutdown_grace))
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
