@@ -4,6 +4,8 @@ mod support;
 
 mod check_cli;
 mod crash;
+mod http_api;
 mod identity;
 mod model_check;
+mod openapi;
 mod races;

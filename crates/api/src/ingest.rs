@@ -139,6 +139,9 @@ impl IngestApi {
                     Ok(result) => BatchItemResult::Event(result),
                     Err(error) => BatchItemResult::Error(error.body),
                 },
+                BatchItem::Invalid(reason) => {
+                    BatchItemResult::Error(ApiError::unprocessable("invalid_request", reason).body)
+                }
             });
         }
         BatchResponse::Ok(Json(BatchResult {

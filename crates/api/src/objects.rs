@@ -107,13 +107,91 @@ pub struct EventResult {
 }
 
 /// One item of a batch: an identify or an event, told apart by `type`.
-#[derive(Debug, Clone, Union)]
-#[oai(discriminator_name = "type")]
+///
+/// Parsed by hand: poem-openapi's `Union` hands the whole object, `type` included, to the
+/// variant, whose `deny_unknown_fields` then refuses `type`. The spec still comes from the
+/// derived [`BatchItemSchema`]; `openapi_json` flattens its variants into closed objects.
+#[derive(Debug, Clone)]
 pub enum BatchItem {
+    Identify(IdentifyRequest),
+    Event(EventRequest),
+    /// An item that does not match its schema: it fails alone, with this reason (422).
+    Invalid(String),
+}
+
+/// The documented shape of [`BatchItem`].
+#[derive(Debug, Clone, Union)]
+#[oai(discriminator_name = "type", rename = "BatchItem")]
+pub enum BatchItemSchema {
     #[oai(mapping = "identify")]
     Identify(IdentifyRequest),
     #[oai(mapping = "event")]
     Event(EventRequest),
+}
+
+impl poem_openapi::types::Type for BatchItem {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        BatchItemSchema::name()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        BatchItemSchema::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        BatchItemSchema::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for BatchItem {
+    fn parse_from_json(value: Option<Value>) -> poem_openapi::types::ParseResult<Self> {
+        let Some(Value::Object(mut object)) = value else {
+            return Ok(Self::Invalid(
+                "a batch item is an object with a `type`".to_owned(),
+            ));
+        };
+        let kind = object.remove("type");
+        let rest = Some(Value::Object(object));
+        // A malformed item fails alone: the others of the batch still apply.
+        let parsed = match kind.as_ref().and_then(Value::as_str) {
+            Some("identify") => IdentifyRequest::parse_from_json(rest)
+                .map(Self::Identify)
+                .map_err(|error| error.into_message()),
+            Some("event") => EventRequest::parse_from_json(rest)
+                .map(Self::Event)
+                .map_err(|error| error.into_message()),
+            _ => Err("a batch item's `type` is `identify` or `event`".to_owned()),
+        };
+        Ok(parsed.unwrap_or_else(Self::Invalid))
+    }
+}
+
+impl poem_openapi::types::ToJSON for BatchItem {
+    fn to_json(&self) -> Option<Value> {
+        let (kind, mut value) = match self {
+            Self::Identify(request) => ("identify", request.to_json()?),
+            Self::Event(request) => ("event", request.to_json()?),
+            Self::Invalid(_) => return None,
+        };
+        value
+            .as_object_mut()?
+            .insert("type".to_owned(), Value::String(kind.to_owned()));
+        Some(value)
+    }
 }
 
 /// Up to 1000 identify and event calls, applied in order.

@@ -43,21 +43,113 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
     )
 }
 
+/// Request bodies that refuse unknown fields (`deny_unknown_fields`); poem-openapi does not
+/// say so in the spec, so [`openapi_json`] adds `additionalProperties: false` to them.
+const CLOSED_REQUEST_SCHEMAS: &[&str] = &[
+    "IdentifyRequest",
+    "EventRequest",
+    "BatchRequest",
+    "CreateTenantRequest",
+    "CreateKeyRequest",
+];
+
 /// The OpenAPI document as JSON, the same text `/openapi.json` serves.
 pub fn openapi_json() -> String {
-    api_service().spec()
+    static SPEC: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let spec = api_service().spec();
+        let Ok(mut document) = serde_json::from_str::<serde_json::Value>(&spec) else {
+            return spec;
+        };
+        for name in CLOSED_REQUEST_SCHEMAS {
+            if let Some(schema) = document.pointer_mut(&format!("/components/schemas/{name}")) {
+                schema["additionalProperties"] = serde_json::Value::Bool(false);
+            }
+        }
+        close_union_variants(&mut document);
+        serde_json::to_string_pretty(&document).unwrap_or(spec)
+    });
+    SPEC.clone()
+}
+
+/// A union variant is `allOf: [{type}, {$ref: Closed}]`, which no value satisfies once
+/// `Closed` refuses unknown fields (`type` is one). Each such variant becomes one closed object
+/// holding the discriminator and the referenced schema's properties.
+fn close_union_variants(document: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Some(schemas) = document
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .cloned()
+    else {
+        return;
+    };
+    for (name, schema) in &schemas {
+        let Some([discriminator, Value::Object(reference)]) = schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        else {
+            continue;
+        };
+        let Some(target) = reference
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|target| target.rsplit('/').next())
+        else {
+            continue;
+        };
+        if !CLOSED_REQUEST_SCHEMAS.contains(&target) {
+            continue;
+        }
+        let Some(closed) = schemas.get(target) else {
+            continue;
+        };
+        let mut properties = discriminator["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        properties.extend(
+            closed["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let mut required: Vec<Value> = discriminator["required"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        required.extend(closed["required"].as_array().cloned().unwrap_or_default());
+        let mut merged = serde_json::json!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        });
+        if let Some(description) = closed.get("description").or(schema.get("description")) {
+            merged["description"] = description.clone();
+        }
+        if let Some(slot) = document.pointer_mut(&format!("/components/schemas/{name}")) {
+            *slot = merged;
+        }
+    }
+}
+
+#[poem::handler]
+fn spec_endpoint() -> poem::Response {
+    poem::Response::builder()
+        .content_type("application/json")
+        .body(openapi_json())
 }
 
 /// The whole HTTP application on `state`.
 pub fn app(state: AppState) -> impl Endpoint {
     let api = api_service();
     let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
     let metrics = std::sync::Arc::clone(&state.metrics);
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
-        .at("/openapi.json", spec)
+        .at("/openapi.json", spec_endpoint)
         .with(BodyLimit::new(MAX_BODY_BYTES).with_path("/api/v1/batch", MAX_BATCH_BODY_BYTES))
         .catch_all_error(|error: poem::Error| async move {
             poem::error::ResponseError::as_response(&from_poem(&error))
