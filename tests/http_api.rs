@@ -30,7 +30,7 @@ const SECRET: [u8; 32] = [7; 32];
 const OTHER_SECRET: [u8; 32] = [9; 32];
 /// base64url of `{"alg":"none","typ":"JWT"}`.
 const NONE_HEADER: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
-/// The body limits of DESIGN §9.
+/// One mebibyte, the unit of the body limits of DESIGN §9.
 const MIB: usize = 1024 * 1024;
 
 /// A server on a real socket, over a store of its own.
@@ -571,7 +571,11 @@ async fn identify_creates_then_updates_with_mixed_ids(s: TestServer) {
         .await;
     assert_eq!(created["created"], true);
     assert_eq!(created["model"], "customer");
-    assert_eq!(created["ids"], json!(["42", "ada@example.com"]));
+    assert_eq!(
+        created["ids"],
+        json!(["42", "ada@example.com"]),
+        "42 is normalised to \"42\""
+    );
     assert_eq!(created["pending"], 0);
     let instance_id = text(&created["instanceId"]);
     assert!(!instance_id.is_empty());

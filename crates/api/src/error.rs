@@ -248,6 +248,9 @@ fn is_schema_mismatch(text: &str) -> bool {
         "invalid number",
         "expected ident",
         "lone leading surrogate",
+        "trailing comma",
+        "recursion limit exceeded",
+        "number out of range",
     ];
     !syntax.iter().any(|marker| text.contains(marker))
 }

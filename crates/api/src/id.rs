@@ -59,13 +59,9 @@ impl Type for Id {
 impl ParseFromJSON for Id {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value {
-            Some(Value::String(text)) => Ok(Self(Value::String(text))),
-            Some(Value::Number(number)) if number.is_i64() || number.is_u64() => {
-                Ok(Self(Value::Number(number)))
-            }
-            Some(other) => Err(ParseError::custom(format!(
-                "{other} is not an id: ids are strings or integers"
-            ))),
+            // Strings and integers are ids; anything else is refused by the store as
+            // `invalid_id`, with the pointer of the offending item.
+            Some(value) => Ok(Self(value)),
             None => Err(ParseError::expected_input()),
         }
     }
