@@ -164,6 +164,14 @@ on_both_backends! {
         assert_eq!(big.ids, ["-42", "18446744073709551615"]);
     }
 
+    // Lengths count characters, as the spec's maxLength does: a schema-valid id is never refused.
+    async fn ids_up_to_255_characters_are_accepted_whatever_their_bytes(t) {
+        let long = "é".repeat(255);
+        let created = t.identify(json!({"model": "customer", "ids": [long.clone()], "displayName": "ü".repeat(255)})).await.unwrap();
+        assert_eq!(created.ids, [long]);
+        assert_eq!(code(t.identify(json!({"model": "customer", "ids": ["é".repeat(256)]})).await), "invalid_id");
+    }
+
     async fn junk_ids_are_refused_and_nothing_is_created(t) {
         for junk in [json!("null"), json!(""), json!("   "), json!("Guest"), json!(0), json!(-1), json!("undefined"),
             json!("[object Object]"), json!(1.5), json!(true), json!(null), json!({}), json!("a".repeat(256))]

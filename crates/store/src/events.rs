@@ -16,8 +16,8 @@ use crate::properties;
 use crate::queries::EventRow;
 use crate::{TenantId, new_id};
 
-/// Longest event name and messageId, in bytes of UTF-8.
-pub const MAX_NAME_BYTES: usize = 255;
+/// Longest event name and messageId, in characters (what a JSON Schema `maxLength` counts).
+pub const MAX_NAME_CHARS: usize = 255;
 
 /// An event call, as the API receives it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -88,10 +88,10 @@ impl Track {
                 return Err(invalid_name("/name", "the event name is required (`name`)"));
             }
         };
-        if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             return Err(invalid_name(
                 pointer,
-                &format!("an event name is 1 to {MAX_NAME_BYTES} bytes long"),
+                &format!("an event name is 1 to {MAX_NAME_CHARS} characters long"),
             ));
         }
         if name.starts_with("onFunctionary") {
@@ -154,11 +154,11 @@ impl Track {
                 .collect(),
         };
         if let Some(message_id) = &input.message_id
-            && (message_id.is_empty() || message_id.len() > MAX_NAME_BYTES)
+            && (message_id.is_empty() || message_id.chars().count() > MAX_NAME_CHARS)
         {
             return Err(StoreError::invalid(
                 "invalid_message_id",
-                format!("messageId is 1 to {MAX_NAME_BYTES} bytes long"),
+                format!("messageId is 1 to {MAX_NAME_CHARS} characters long"),
                 vec![Detail::at("/messageId", "invalid length")],
             ));
         }

@@ -18,8 +18,8 @@ use crate::{TenantId, new_id};
 /// The event recorded on an instance by every successful identify.
 pub const IDENTIFY_EVENT: &str = "onFunctionaryIdentify";
 
-/// Longest display name, in bytes of UTF-8.
-pub const MAX_DISPLAY_NAME_BYTES: usize = 255;
+/// Longest display name, in characters (what a JSON Schema `maxLength` counts).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 255;
 
 /// An identify call, as the API receives it (ids still raw JSON values).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -136,13 +136,13 @@ impl Identify {
             }
         }
         if let Some(name) = &input.display_name
-            && name.len() > MAX_DISPLAY_NAME_BYTES
+            && name.chars().count() > MAX_DISPLAY_NAME_CHARS
         {
             return Err(StoreError::invalid(
                 "invalid_display_name",
                 format!(
-                    "displayName is {} bytes; at most {MAX_DISPLAY_NAME_BYTES} are allowed",
-                    name.len()
+                    "displayName is {} characters long; at most {MAX_DISPLAY_NAME_CHARS} are allowed",
+                    name.chars().count()
                 ),
                 vec![Detail::at("/displayName", "too long")],
             ));

@@ -7,8 +7,9 @@ use crate::error::{Detail, StoreError};
 
 /// Most ids one list of a call may hold.
 pub const MAX_IDS: usize = 100;
-/// Longest id, in bytes of UTF-8.
-pub const MAX_ID_BYTES: usize = 255;
+/// Longest id, in characters (what a JSON Schema `maxLength` counts, so a schema-valid id
+/// is never refused for its length).
+pub const MAX_ID_CHARS: usize = 255;
 
 /// Normalizes the id list at `pointer` of a request: strings as they are, JSON integers as their
 /// decimal text (so `10` and `"10"` are the same id), duplicates folded, first occurrence first.
@@ -66,10 +67,10 @@ fn normalize_id(value: &Value, config: &CompiledConfig) -> Result<String, String
             ));
         }
     };
-    if id.len() > MAX_ID_BYTES {
+    if id.chars().count() > MAX_ID_CHARS {
         return Err(format!(
-            "id is {} bytes long; at most {MAX_ID_BYTES} are allowed",
-            id.len()
+            "id is {} characters long; at most {MAX_ID_CHARS} are allowed",
+            id.chars().count()
         ));
     }
     if config.is_blocked_id(&id) {

@@ -26,9 +26,9 @@ use serde::{Deserialize, Serialize};
 pub use admin::{ApiKey, ConfigVersion};
 pub use db::{DatabaseUrl, SqliteSynchronous, StoreOptions};
 pub use error::{Detail, StoreError};
-pub use events::{EventInput, EventOutcome, MAX_NAME_BYTES};
-pub use identify::{IDENTIFY_EVENT, IdentifyInput, IdentifyOutcome, MAX_DISPLAY_NAME_BYTES};
-pub use ids::{MAX_ID_BYTES, MAX_IDS};
+pub use events::{EventInput, EventOutcome, MAX_NAME_CHARS};
+pub use identify::{IDENTIFY_EVENT, IdentifyInput, IdentifyOutcome, MAX_DISPLAY_NAME_CHARS};
+pub use ids::{MAX_ID_CHARS, MAX_IDS};
 pub use properties::MAX_PROPERTIES_BYTES;
 pub use read::{EventView, InstanceView, LinkedInstance, MAX_PAGE, Page, PendingLink};
 
