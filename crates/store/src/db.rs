@@ -257,12 +257,38 @@ fn is_retryable(error: &DieselError) -> bool {
 }
 
 fn classify(error: DieselError) -> StoreError {
-    match &error {
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-            StoreError::Unavailable("the database connection was closed".to_owned())
+    if lost_the_database(&error) {
+        return StoreError::Unavailable(format!("the database connection failed: {error}"));
+    }
+    if is_retryable(&error) {
+        return StoreError::Unavailable("the database stayed busy".to_owned());
+    }
+    StoreError::Internal(error.to_string())
+}
+
+/// Whether the error says the database went away (closed connection, server shutting down or
+/// starting up): the request answers 503 and the pool reconnects when the database is back.
+fn lost_the_database(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+        | DieselError::BrokenTransactionManager => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message().to_lowercase();
+            [
+                "connection closed",
+                "connection reset",
+                "communicating with",
+                "terminating connection",
+                "shutting down",
+                "starting up",
+                "broken pipe",
+                "unable to open database",
+                "disk i/o error",
+            ]
+            .iter()
+            .any(|marker| message.contains(marker))
         }
-        _ if is_retryable(&error) => StoreError::Unavailable("the database stayed busy".to_owned()),
-        _ => StoreError::Internal(error.to_string()),
+        _ => false,
     }
 }
 
