@@ -270,7 +270,12 @@ fn classify(error: DieselError) -> StoreError {
 /// starting up): the request answers 503 and the pool reconnects when the database is back.
 fn lost_the_database(error: &DieselError) -> bool {
     match error {
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+        // `UnableToSendCommand`: what diesel-async reports for a tokio-postgres error without
+        // an SQLSTATE, i.e. the connection itself failed.
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        )
         | DieselError::BrokenTransactionManager => true,
         DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
             let message = info.message().to_lowercase();
