@@ -6,6 +6,7 @@ mod check_cli;
 mod crash;
 mod http_api;
 mod identity;
+mod isolation;
 mod model_check;
 mod openapi;
 mod races;
