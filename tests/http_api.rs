@@ -1669,13 +1669,14 @@ async fn invalid_input_is_422_with_details(s: TestServer) {
             "{junk}: {refused}"
         );
     }
-    let long = "é".repeat(128);
+    // Lengths count characters, as the spec's maxLength does: 256 of them is one too many.
+    let long = "é".repeat(256);
     let too_long = identify(json!({"model": "customer", "ids": [long]})).await;
     let refused = error(&too_long, 422, "invalid_id");
     assert_eq!(
         details(&refused, "pointer"),
         ["/ids/0"],
-        "256 bytes: {refused}"
+        "256 characters: {refused}"
     );
     s.identify(
         &t.token,
