@@ -1685,8 +1685,8 @@ async fn invalid_input_is_422_with_details(s: TestServer) {
     .await;
     let long_name =
         identify(json!({"model": "customer", "ids": ["n-1"], "displayName": long})).await;
-    let refused = error(&long_name, 422, "invalid_display_name");
-    assert_eq!(details(&refused, "pointer"), ["/displayName"]);
+    // 256 characters break the spec's maxLength: refused while the body is parsed.
+    error(&long_name, 422, "invalid_request");
     let junk_child =
         identify(json!({"model": "organization", "ids": ["o-1"], "childIds": ["undefined"]})).await;
     let refused = error(&junk_child, 422, "invalid_id");
