@@ -16,6 +16,7 @@ use crate::objects::{
 };
 use crate::security::AdminToken;
 use crate::state::AppState;
+use crate::strict::NoNullFields;
 
 endpoint_response! {
     CreateTenantResponse {
@@ -98,9 +99,9 @@ impl AdminApi {
         &self,
         state: Data<&AppState>,
         admin: AdminToken,
-        body: Json<CreateTenantRequest>,
+        body: Json<NoNullFields<CreateTenantRequest>>,
     ) -> CreateTenantResponse {
-        let request = body.0;
+        let request = body.0.0;
         tracing::info!(admin = %admin.0.jti, tenant = %request.slug, "create tenant");
         let result = async {
             if let Some(yaml) = &request.config {
@@ -220,13 +221,14 @@ impl AdminApi {
         state: Data<&AppState>,
         admin: AdminToken,
         slug: Path<String>,
-        body: Json<CreateKeyRequest>,
+        body: Json<NoNullFields<CreateKeyRequest>>,
     ) -> IssueKeyResponse {
         tracing::info!(admin = %admin.0.jti, tenant = %slug.0, "issue key");
+        let request = body.0.0;
         let result = async {
             let tenant = tenant(&state, &slug).await?;
-            let scopes = body.0.scopes.clone().unwrap_or_else(|| Scope::ALL.to_vec());
-            issue_key(&state, &tenant, body.0.name.as_deref(), &scopes).await
+            let scopes = request.scopes.unwrap_or_else(|| Scope::ALL.to_vec());
+            issue_key(&state, &tenant, request.name.as_deref(), &scopes).await
         };
         match result.await {
             Ok(issued) => IssueKeyResponse::Created(Json(issued)),

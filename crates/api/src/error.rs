@@ -35,8 +35,9 @@ pub struct ErrorInfo {
     pub code: String,
     /// A sentence for humans about what was wrong with the request.
     pub message: String,
-    /// One entry per problem found, when there are several or they have a location.
-    #[oai(skip_serializing_if_is_empty)]
+    /// One entry per problem found, when there are several or they have a location; always
+    /// present, empty when there is nothing to add.
+    // Always sent: the envelope of DESIGN §8 has `details`, and the spec marks it required.
     pub details: Vec<ErrorDetail>,
 }
 
@@ -142,13 +143,8 @@ impl poem::error::ResponseError for ApiError {
     }
 
     fn as_response(&self) -> poem::Response {
-        let body = serde_json::json!({
-            "statusCode": self.body.status_code,
-            "error": {
-                "code": self.body.error.code,
-                "message": self.body.error.message,
-            }
-        });
+        // The same envelope the endpoints answer with, `details` included.
+        let body = poem_openapi::types::ToJSON::to_json(&self.body).unwrap_or_default();
         let mut response = poem::Response::builder()
             .status(self.status)
             .content_type("application/json")

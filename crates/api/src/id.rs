@@ -12,8 +12,14 @@ use poem_openapi::types::{
 };
 use serde_json::Value;
 
-/// An id of an instance: a non-empty string (at most 255 characters) or an integer. The integer
-/// `10` and the string `"10"` are the same id.
+/// The smallest integer id, `i64::MIN`, as the spec's `minimum`.
+pub const ID_INTEGER_MIN: f64 = i64::MIN as f64;
+/// The largest integer id, `u64::MAX`, as the spec's `maximum` (rounded up by `f64`; the spec
+/// is written with the exact value).
+pub const ID_INTEGER_MAX: f64 = u64::MAX as f64;
+
+/// An id of an instance: a non-empty string (at most 255 characters) or an integer (64 bits,
+/// signed or unsigned). The integer `10` and the string `"10"` are the same id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Id(pub Value);
 
@@ -37,7 +43,14 @@ impl Type for Id {
                     max_length: Some(255),
                     ..MetaSchema::new("string")
                 })),
-                MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("integer", "int64"))),
+                // `int64` for generated clients (their integer type), with the bounds the server
+                // really takes: any integer JSON carries exactly, i64::MIN to u64::MAX
+                // (`openapi_json` writes them as exact integers; an f64 can not hold u64::MAX).
+                MetaSchemaRef::Inline(Box::new(MetaSchema {
+                    minimum: Some(ID_INTEGER_MIN),
+                    maximum: Some(ID_INTEGER_MAX),
+                    ..MetaSchema::new_with_format("integer", "int64")
+                })),
             ],
             ..MetaSchema::ANY
         }))

@@ -19,6 +19,7 @@ use crate::objects::{
 };
 use crate::security::{Principal, TenantKey};
 use crate::state::AppState;
+use crate::strict::NoNullFields;
 
 endpoint_response! {
     IdentifyResponse {
@@ -71,9 +72,9 @@ impl IngestApi {
         &self,
         state: Data<&AppState>,
         key: TenantKey,
-        body: Json<IdentifyRequest>,
+        body: Json<NoNullFields<IdentifyRequest>>,
     ) -> IdentifyResponse {
-        match identify(&state, &key.0, body.0).await {
+        match identify(&state, &key.0, body.0.0).await {
             Ok(result) => IdentifyResponse::Ok(Json(result)),
             Err(error) => error.into(),
         }
@@ -88,9 +89,9 @@ impl IngestApi {
         &self,
         state: Data<&AppState>,
         key: TenantKey,
-        body: Json<EventRequest>,
+        body: Json<NoNullFields<EventRequest>>,
     ) -> EventResponse {
-        match track(&state, &key.0, body.0).await {
+        match track(&state, &key.0, body.0.0).await {
             Ok(result) => EventResponse::Ok(Json(result)),
             Err(error) => error.into(),
         }
@@ -109,7 +110,7 @@ impl IngestApi {
         &self,
         state: Data<&AppState>,
         key: TenantKey,
-        body: Json<EventRequest>,
+        body: Json<NoNullFields<EventRequest>>,
     ) -> EventResponse {
         self.track(state, key, body).await
     }
@@ -123,13 +124,13 @@ impl IngestApi {
         &self,
         state: Data<&AppState>,
         key: TenantKey,
-        body: Json<BatchRequest>,
+        body: Json<NoNullFields<BatchRequest>>,
     ) -> BatchResponse {
         if let Err(error) = key.0.require(Scope::Ingest) {
             return error.into();
         }
-        let mut results = Vec::with_capacity(body.0.batch.len());
-        for item in body.0.batch {
+        let mut results = Vec::with_capacity(body.0.0.batch.len());
+        for item in body.0.0.batch {
             results.push(match item {
                 BatchItem::Identify(request) => match identify(&state, &key.0, request).await {
                     Ok(result) => BatchItemResult::Identify(result),
@@ -179,16 +180,16 @@ async fn identify(
     principal.require(Scope::Ingest)?;
     let config = config_of(state, principal).await?;
     let input = IdentifyInput {
-        model: request.model,
+        model: request.model.into(),
         ids: ids(request.ids),
-        display_name: request.display_name,
+        display_name: request.display_name.map(String::from),
         properties: request
             .properties
             .map(|properties| properties.into_iter().collect()),
         child_ids: ids(request.child_ids.unwrap_or_default()),
-        child_model: request.child_model,
+        child_model: request.child_model.map(String::from),
         parent_ids: ids(request.parent_ids.unwrap_or_default()),
-        parent_model: request.parent_model,
+        parent_model: request.parent_model.map(String::from),
         timestamp: request.timestamp,
     };
     let outcome: IdentifyOutcome = state
@@ -213,15 +214,15 @@ async fn track(
     principal.require(Scope::Ingest)?;
     let config = config_of(state, principal).await?;
     let input = EventInput {
-        name: request.name,
-        event: request.event,
+        name: request.name.map(String::from),
+        event: request.event.map(String::from),
         ids: ids(request.ids),
-        model: request.model,
+        model: request.model.map(String::from),
         properties: request
             .properties
             .map(|properties| properties.into_iter().collect()),
         timestamp: request.timestamp,
-        message_id: request.message_id,
+        message_id: request.message_id.map(String::from),
     };
     let outcome = state
         .store

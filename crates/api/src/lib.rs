@@ -17,6 +17,7 @@ mod objects;
 mod security;
 mod server;
 mod state;
+mod strict;
 
 pub use error::{ApiError, ErrorBody};
 pub use server::{ServerConfig, api_service, app, openapi_json, serve, sync_tenants_dir};

@@ -28,13 +28,13 @@ pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
 pub const BATCH_PATH: &str = "/api/v1/batch";
 
 /// Builds the error envelope shared by every error answer of the API:
-/// `{"statusCode": N, "error": {"code": "...", "message": "..."}}` with
-/// `content-type: application/json`. `details` is left out; see [`error_response_with_details`].
+/// `{"statusCode": N, "error": {"code": "...", "message": "...", "details": []}}` with
+/// `content-type: application/json`; see [`error_response_with_details`] for details.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     error_response_with_details(status, code, message, &[])
 }
 
-/// Like [`error_response`], with a `details` array (left out of the body when empty), e.g. one
+/// Like [`error_response`], with a `details` array (always present, as the spec requires), e.g. one
 /// entry per invalid field.
 pub fn error_response_with_details(
     status: StatusCode,
@@ -45,9 +45,7 @@ pub fn error_response_with_details(
     let mut error = serde_json::Map::new();
     error.insert("code".to_owned(), code.into());
     error.insert("message".to_owned(), message.into());
-    if !details.is_empty() {
-        error.insert("details".to_owned(), details.to_vec().into());
-    }
+    error.insert("details".to_owned(), details.to_vec().into());
     let envelope = serde_json::json!({
         "statusCode": status.as_u16(),
         "error": error,
@@ -266,6 +264,7 @@ mod tests {
             "error": {
                 "code": "payload_too_large",
                 "message": format!("request body exceeds the limit of {limit} bytes"),
+                "details": [],
             }
         }))
         .await;
@@ -407,7 +406,7 @@ mod tests {
         resp.assert_content_type("application/json");
         resp.assert_json(json!({
             "statusCode": 400,
-            "error": {"code": "invalid_body", "message": "the request body could not be read"}
+            "error": {"code": "invalid_body", "message": "the request body could not be read", "details": []}
         }))
         .await;
     }
@@ -519,7 +518,7 @@ mod tests {
                 .expect("json body");
         assert_eq!(
             body,
-            json!({"statusCode": 404, "error": {"code": "not_found", "message": "no such instance"}})
+            json!({"statusCode": 404, "error": {"code": "not_found", "message": "no such instance", "details": []}})
         );
 
         let resp = error_response_with_details(

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::error::ErrorBody;
 use crate::id::Id;
+use crate::strict::{Text, refuse_null_fields};
 
 /// A properties object: any JSON object.
 pub type Properties = BTreeMap<String, Value>;
@@ -18,14 +19,14 @@ pub type Properties = BTreeMap<String, Value>;
 pub struct IdentifyRequest {
     /// A model declared in the tenant's config, e.g. `customer`.
     #[oai(validator(min_length = 1, max_length = 64))]
-    pub model: String,
+    pub model: Text,
     /// The ids of the instance (1–100). Ids already held by an instance of this model select it;
     /// the others are added to it. Ids of two different instances are a 409.
     #[oai(validator(min_items = 1, max_items = 100))]
     pub ids: Vec<Id>,
     /// Human-readable name; overwritten when sent (last write wins by `timestamp`).
     #[oai(validator(max_length = 255))]
-    pub display_name: Option<String>,
+    pub display_name: Option<Text>,
     /// Merged into the stored properties key by key (last write wins per key by `timestamp`);
     /// a key sent as `null` is removed. The merged object must match the model's schema.
     pub properties: Option<Properties>,
@@ -34,13 +35,13 @@ pub struct IdentifyRequest {
     pub child_ids: Option<Vec<Id>>,
     /// The model the child ids belong to; default: the first model, in config order, holding the id.
     #[oai(validator(min_length = 1, max_length = 64))]
-    pub child_model: Option<String>,
+    pub child_model: Option<Text>,
     /// Ids of this instance's parents; an id nobody holds yet is linked when it appears.
     #[oai(validator(max_items = 100))]
     pub parent_ids: Option<Vec<Id>>,
     /// The model the parent ids belong to; default: the first model, in config order, holding the id.
     #[oai(validator(min_length = 1, max_length = 64))]
-    pub parent_model: Option<String>,
+    pub parent_model: Option<Text>,
     /// When the client observed these values (RFC 3339); default: when the call was received.
     pub timestamp: Option<DateTime<Utc>>,
 }
@@ -67,16 +68,16 @@ pub struct IdentifyResult {
 pub struct EventRequest {
     /// The event name (1–255 characters). Give `name` or `event`, not both.
     #[oai(validator(min_length = 1, max_length = 255))]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// Alias of `name`.
     #[oai(validator(min_length = 1, max_length = 255))]
-    pub event: Option<String>,
+    pub event: Option<Text>,
     /// Ids of the instance the event happened to (1–100).
     #[oai(validator(min_items = 1, max_items = 100))]
     pub ids: Vec<Id>,
     /// Restricts the lookup to this model; default: models in config order, first match wins.
     #[oai(validator(min_length = 1, max_length = 64))]
-    pub model: Option<String>,
+    pub model: Option<Text>,
     /// Checked against the event's schema when the config declares the event.
     pub properties: Option<Properties>,
     /// When it happened (RFC 3339); default: when the call was received.
@@ -84,7 +85,7 @@ pub struct EventRequest {
     /// Idempotency key: an event with a messageId already seen in this tenant is not stored
     /// again and answers `duplicate: true` with the first event's id.
     #[oai(validator(min_length = 1, max_length = 255))]
-    pub message_id: Option<String>,
+    pub message_id: Option<Text>,
 }
 
 /// What an event call did.
@@ -166,6 +167,9 @@ impl poem_openapi::types::ParseFromJSON for BatchItem {
         };
         let kind = object.remove("type");
         let rest = Some(Value::Object(object));
+        if let Err(reason) = refuse_null_fields(rest.as_ref()) {
+            return Ok(Self::Invalid(reason));
+        }
         // A malformed item fails alone: the others of the batch still apply.
         let parsed = match kind.as_ref().and_then(Value::as_str) {
             Some("identify") => IdentifyRequest::parse_from_json(rest)
@@ -341,12 +345,12 @@ impl From<functionary_store::EventView> for Event {
 pub struct CreateTenantRequest {
     /// Lower-case letters, digits and hyphens; starts with a letter or digit; at most 63.
     #[oai(validator(pattern = "^[a-z0-9][a-z0-9-]{0,62}$"))]
-    pub slug: String,
+    pub slug: Text,
     #[oai(validator(min_length = 1, max_length = 255))]
-    pub display_name: Option<String>,
+    pub display_name: Option<Text>,
     /// The tenant's config (YAML text), stored as version 1 when given.
     #[oai(validator(max_length = 1048576))]
-    pub config: Option<String>,
+    pub config: Option<Text>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -387,7 +391,7 @@ pub struct ConfigDocument {
 pub struct CreateKeyRequest {
     /// A label for people, e.g. `production backend`.
     #[oai(validator(min_length = 1, max_length = 255))]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// `ingest` (identify, events, batch) and/or `read` (reading and deleting); default both.
     #[oai(validator(min_items = 1, max_items = 2))]
     pub scopes: Option<Vec<crate::auth::Scope>>,

@@ -66,9 +66,30 @@ pub fn openapi_json() -> String {
             }
         }
         close_union_variants(&mut document);
+        exact_id_bounds(&mut document);
         serde_json::to_string_pretty(&document).unwrap_or(spec)
     });
     SPEC.clone()
+}
+
+/// The integer ids' bounds, `i64::MIN` and `u64::MAX`, as exact JSON integers: poem-openapi
+/// keeps bounds as `f64`, which rounds `u64::MAX` up to 2^64, an integer no id may be.
+fn exact_id_bounds(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(object) => {
+            if object.get("type").and_then(Value::as_str) == Some("integer")
+                && object.get("maximum").and_then(Value::as_f64) == Some(crate::id::ID_INTEGER_MAX)
+                && object.get("minimum").and_then(Value::as_f64) == Some(crate::id::ID_INTEGER_MIN)
+            {
+                object.insert("minimum".to_owned(), Value::from(i64::MIN));
+                object.insert("maximum".to_owned(), Value::from(u64::MAX));
+            }
+            object.values_mut().for_each(exact_id_bounds);
+        }
+        Value::Array(items) => items.iter_mut().for_each(exact_id_bounds),
+        _ => {}
+    }
 }
 
 /// A union variant is `allOf: [{type}, {$ref: Closed}]`, which no value satisfies once
@@ -154,10 +175,59 @@ pub fn app(state: AppState) -> impl Endpoint {
         .catch_all_error(|error: poem::Error| async move {
             poem::error::ResponseError::as_response(&from_poem(&error))
         })
+        .around(|endpoint, request| async move {
+            // A 405 names the methods the resource does support (RFC 9110 §15.5.6).
+            let path = request.uri().path().to_owned();
+            let mut response = endpoint.call(request).await?;
+            if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+                && let Some(allowed) = allowed_methods(&path)
+                && let Ok(value) = poem::http::HeaderValue::from_str(&allowed)
+            {
+                response
+                    .headers_mut()
+                    .insert(poem::http::header::ALLOW, value);
+            }
+            Ok(response)
+        })
         .with(RecordMetrics { metrics })
         .with(Tracing)
         .data(state)
         .into_endpoint()
+}
+
+/// The methods the spec declares for the route that matches `path` (with `HEAD` beside `GET`,
+/// which poem answers too), as an `Allow` header value; `None` when no route matches.
+fn allowed_methods(path: &str) -> Option<String> {
+    static ROUTES: std::sync::LazyLock<Vec<(Vec<String>, String)>> =
+        std::sync::LazyLock::new(|| {
+            let document: serde_json::Value =
+                serde_json::from_str(&openapi_json()).unwrap_or_default();
+            let Some(paths) = document["paths"].as_object() else {
+                return Vec::new();
+            };
+            paths
+                .iter()
+                .map(|(template, operations)| {
+                    let segments = template.split('/').map(str::to_owned).collect();
+                    let mut methods = Vec::new();
+                    for method in operations.as_object().into_iter().flat_map(|o| o.keys()) {
+                        methods.push(method.to_uppercase());
+                        if method == "get" {
+                            methods.push("HEAD".to_owned());
+                        }
+                    }
+                    (segments, methods.join(", "))
+                })
+                .collect()
+        });
+    let segments: Vec<&str> = path.split('/').collect();
+    ROUTES.iter().find_map(|(template, methods)| {
+        let matches = template.len() == segments.len()
+            && template.iter().zip(&segments).all(|(expected, actual)| {
+                (expected.starts_with('{') && !actual.is_empty()) || expected == actual
+            });
+        matches.then(|| methods.clone())
+    })
 }
 
 /// Loads every `*.yaml`/`*.yml` in `dir` as a tenant config: creates missing tenants and stores
@@ -253,4 +323,28 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists_the_methods_of_the_matching_route() {
+        assert_eq!(
+            allowed_methods("/api/v1/models/customer/instances/c-1").as_deref(),
+            Some("DELETE, GET, HEAD")
+        );
+        assert_eq!(allowed_methods("/healthz").as_deref(), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/api/v1/identify").as_deref(), Some("POST"));
+        assert_eq!(allowed_methods("/api/v1/models//instances"), None);
+        assert_eq!(allowed_methods("/nowhere"), None);
+    }
+
+    #[test]
+    fn integer_ids_are_bounded_exactly() {
+        let spec = openapi_json();
+        assert!(spec.contains("\"maximum\": 18446744073709551615"), "{spec}");
+        assert!(spec.contains("\"minimum\": -9223372036854775808"), "{spec}");
+    }
 }
