@@ -537,6 +537,7 @@ on_both_backends!(
     identify_creates_then_updates_with_mixed_ids,
     events_are_accepted_discarded_deduplicated_and_listed,
     batch_applies_items_in_order,
+    batch_of_events_answers_as_the_single_calls,
     instance_shows_parents_children_and_pending_links,
     instances_are_listed_page_by_page,
     delete_removes_the_instance,
@@ -814,6 +815,104 @@ async fn batch_applies_items_in_order(s: TestServer) {
             .await;
         error(&missing, 404, "instance_not_found");
     }
+}
+
+// §3: events of a batch, applied together, answer byte for byte what the single calls would:
+// an identify is visible to the events after it, a messageId seen earlier in the batch is a
+// duplicate, a conflict is an error entry in its place, and only new events are stored.
+async fn batch_of_events_answers_as_the_single_calls(s: TestServer) {
+    let t = s.tenant().await;
+    let a = s
+        .identify(&t.token, json!({"model": "customer", "ids": ["ba-1"]}))
+        .await;
+    s.identify(&t.token, json!({"model": "customer", "ids": ["ba-2"]}))
+        .await;
+    let mut batch = vec![
+        json!({"type": "identify", "model": "customer", "ids": ["bf-1"]}),
+        json!({"type": "event", "name": "login", "ids": ["bf-1"], "messageId": "bx-1"}),
+        json!({"type": "event", "name": "login", "ids": ["nobody"]}),
+        json!({"type": "event", "name": "login", "ids": ["ba-1", "ba-2"]}),
+        json!({"type": "event", "name": "retry", "ids": ["bf-1"], "messageId": "bx-1"}),
+        json!({"type": "event", "name": "login", "idz": ["bf-1"]}),
+        json!({"type": "event", "name": "sign_up", "ids": ["ba-1"]}),
+    ];
+    batch.extend((0..100).map(
+        |n| json!({"type": "event", "name": "view", "ids": ["ba-1"], "properties": {"n": n}}),
+    ));
+    let body = ok(&s
+        .post("/api/v1/batch", Some(&t.token), &json!({"batch": batch}))
+        .await);
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 107, "{body}");
+    assert_eq!(results[0]["created"], true);
+    let fresh = text(&results[0]["instanceId"]);
+    let stored = &results[1];
+    assert_eq!(stored["accepted"], true);
+    assert_eq!(stored["duplicate"], false);
+    assert_eq!(stored["instanceId"], fresh.as_str());
+    assert_eq!(
+        results[4],
+        json!({"statusCode": 200, "accepted": true, "eventId": stored["eventId"], "instanceId": fresh, "duplicate": true})
+    );
+    assert_envelope(&results[5], 422, "invalid_request");
+    assert_envelope(&results[6], 422, "invalid_properties");
+    for result in &results[7..] {
+        assert_eq!(result["instanceId"], a["instanceId"], "{result}");
+        assert_eq!(result["duplicate"], false, "{result}");
+    }
+    // The single calls, on the state the batch left, answer the same bodies.
+    for (position, call) in [
+        (2, &batch[2]),
+        (3, &batch[3]),
+        (4, &batch[4]),
+        (6, &batch[6]),
+    ] {
+        let mut call = call.clone();
+        call.as_object_mut().expect("an object").remove("type");
+        let single = s.post("/api/v1/events", Some(&t.token), &call).await;
+        assert_eq!(results[position], single.json(), "item {position}");
+        assert_eq!(
+            results[position]["statusCode"], single.status,
+            "item {position}"
+        );
+    }
+    let events = ok_with(
+        &s.get(
+            "/api/v1/models/customer/instances/bf-1/events",
+            Some(&t.token),
+        )
+        .await,
+        200,
+    );
+    let names: Vec<&str> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|event| event["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names, ["login", "onFunctionaryIdentify"]);
+    let mut views = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => {
+                format!("/api/v1/models/customer/instances/ba-1/events?limit=100&cursor={cursor}")
+            }
+            None => "/api/v1/models/customer/instances/ba-1/events?limit=100".to_owned(),
+        };
+        let page = ok_with(&s.get(&path, Some(&t.token)).await, 200);
+        views += page["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|event| event["name"] == "view")
+            .count();
+        match page.get("nextCursor") {
+            Some(next) => cursor = Some(text(next)),
+            None => break,
+        }
+    }
+    assert_eq!(views, 100);
 }
 
 // §4: one instance with its parents, children and pending links; absent optional fields.

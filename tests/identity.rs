@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use functionary_store::{BatchItem, BatchOutcome, EventOutcome, StoreError};
+use functionary_store::{BatchItem, BatchOutcome, EventOutcome, EventView, MAX_PAGE, StoreError};
 use serde_json::{Value, json};
 
 use crate::support::{Backend, TestStore, on_both_backends};
@@ -36,6 +36,35 @@ fn accepted(outcome: EventOutcome) -> (String, String, bool) {
             duplicate,
         } => (event_id, instance_id, duplicate),
         other => panic!("expected an accepted event, got {other:?}"),
+    }
+}
+
+/// Every event of the instance of `model` holding `id`, newest first, read page by page.
+async fn all_events(t: &TestStore, model: &str, id: &str) -> Vec<EventView> {
+    let mut events = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = t
+            .store
+            .events(&t.tenant, model, id, MAX_PAGE, cursor)
+            .await
+            .expect("events of the instance");
+        events.extend(page.items);
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            return events;
+        }
+    }
+}
+
+fn batch_items(items: Value) -> Vec<BatchItem> {
+    serde_json::from_value(items).expect("batch items parse")
+}
+
+fn event_outcome(result: &Result<BatchOutcome, StoreError>) -> EventOutcome {
+    match result {
+        Ok(BatchOutcome::Event(outcome)) => outcome.clone(),
+        other => panic!("expected an event outcome, got {other:?}"),
     }
 }
 
@@ -473,6 +502,143 @@ on_both_backends! {
         assert_eq!(results[1].as_ref().unwrap_err().code(), "unknown_model");
         assert!(matches!(&results[2], Ok(BatchOutcome::Event(EventOutcome::Accepted { duplicate: false, .. }))));
         assert!(matches!(&results[3], Ok(BatchOutcome::Event(EventOutcome::Discarded { .. }))));
+    }
+
+    // §3: a batch of events is stored whole, each event once, in order.
+    async fn batch_of_a_thousand_events_stores_them_all(t) {
+        t.identify(json!({"model": "customer", "ids": ["many"]})).await.unwrap();
+        let accepted_before = t.store.stats().events_accepted.load(Ordering::Relaxed);
+        let items: Vec<Value> = (0..1000)
+            .map(|n| json!({"type": "event", "name": "page_view", "ids": ["many"], "properties": {"n": n}, "messageId": format!("m-{n}")}))
+            .collect();
+        let results = t.store.batch(&t.tenant, Arc::clone(&t.config), batch_items(Value::Array(items))).await;
+        assert_eq!(results.len(), 1000);
+        let event_ids: BTreeSet<String> = results
+            .iter()
+            .map(|result| {
+                let (event_id, _, duplicate) = accepted(event_outcome(result));
+                assert!(!duplicate);
+                event_id
+            })
+            .collect();
+        assert_eq!(event_ids.len(), 1000, "every event has an id of its own");
+        assert_eq!(t.store.stats().events_accepted.load(Ordering::Relaxed) - accepted_before, 1000);
+        let stored = all_events(&t, "customer", "many").await;
+        assert_eq!(stored.len(), 1001, "1000 events and the identify");
+        let stored_ids: BTreeSet<String> = stored
+            .iter()
+            .filter(|event| event.name == "page_view")
+            .map(|event| event.event_id.clone())
+            .collect();
+        assert_eq!(stored_ids, event_ids);
+        // Sent again, the batch is a batch of duplicates of the same events.
+        let items: Vec<Value> = (0..1000)
+            .map(|n| json!({"type": "event", "name": "page_view", "ids": ["many"], "messageId": format!("m-{n}")}))
+            .collect();
+        let again = t.store.batch(&t.tenant, Arc::clone(&t.config), batch_items(Value::Array(items))).await;
+        for (first, second) in results.iter().zip(&again) {
+            let (first_id, instance_id, _) = accepted(event_outcome(first));
+            assert_eq!(event_outcome(second), EventOutcome::Accepted { event_id: first_id, instance_id, duplicate: true });
+        }
+        assert_eq!(all_events(&t, "customer", "many").await.len(), 1001);
+    }
+
+    // §3: the messageId of an earlier item of the same batch makes a duplicate of that item,
+    // unless the earlier item was not stored.
+    async fn batch_items_with_one_message_id_store_one_event(t) {
+        t.identify(json!({"model": "customer", "ids": ["dup"]})).await.unwrap();
+        let duplicates_before = t.store.stats().events_duplicate.load(Ordering::Relaxed);
+        let results = t.store.batch(&t.tenant, Arc::clone(&t.config), batch_items(json!([
+            {"type": "event", "name": "lost", "ids": ["nobody"], "messageId": "late"},
+            {"type": "event", "name": "first", "ids": ["dup"], "messageId": "same"},
+            {"type": "event", "name": "second", "ids": ["dup"], "messageId": "same"},
+            {"type": "event", "name": "found", "ids": ["dup"], "messageId": "late"},
+            {"type": "event", "name": "third", "ids": ["nobody"], "messageId": "same"},
+        ]))).await;
+        assert_eq!(event_outcome(&results[0]), EventOutcome::Discarded { reason: "unknown_instance" });
+        let (first_id, instance_id, duplicate) = accepted(event_outcome(&results[1]));
+        assert!(!duplicate);
+        let duplicate_of_first = EventOutcome::Accepted { event_id: first_id, instance_id, duplicate: true };
+        assert_eq!(event_outcome(&results[2]), duplicate_of_first);
+        let (_, _, duplicate) = accepted(event_outcome(&results[3]));
+        assert!(!duplicate, "the first item with its messageId was thrown out, not stored");
+        assert_eq!(event_outcome(&results[4]), duplicate_of_first, "a duplicate answers before its ids are looked up");
+        assert_eq!(event_names(&t, "customer", "dup").await, ["found", "first", "onFunctionaryIdentify"]);
+        assert_eq!(t.store.stats().events_duplicate.load(Ordering::Relaxed) - duplicates_before, 2);
+        // A later single call with the messageId is a duplicate of the same event.
+        let single = t.track(json!({"name": "again", "ids": ["dup"], "messageId": "same"})).await.unwrap();
+        assert_eq!(single, duplicate_of_first);
+    }
+
+    // §3: batches racing with the same messageIds store each event once; the losers of the
+    // race answer duplicates of the winners' events.
+    async fn concurrent_batches_with_the_same_message_ids_store_each_event_once(t) {
+        t.identify(json!({"model": "customer", "ids": ["race"]})).await.unwrap();
+        let t = Arc::new(t);
+        let items: Vec<Value> = (0..50)
+            .map(|n| json!({"type": "event", "name": "tick", "ids": ["race"], "messageId": format!("r-{n}")}))
+            .collect();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let t = Arc::clone(&t);
+            let items = batch_items(Value::Array(items.clone()));
+            tasks.push(tokio::spawn(async move { t.store.batch(&t.tenant, Arc::clone(&t.config), items).await }));
+        }
+        let mut batches = Vec::new();
+        for task in tasks {
+            batches.push(task.await.unwrap());
+        }
+        for n in 0..50 {
+            let answers: Vec<(String, String, bool)> =
+                batches.iter().map(|results| accepted(event_outcome(&results[n]))).collect();
+            let event_ids: BTreeSet<&str> = answers.iter().map(|(event_id, _, _)| event_id.as_str()).collect();
+            assert_eq!(event_ids.len(), 1, "one event for messageId r-{n}: {answers:?}");
+            let stored = answers.iter().filter(|(_, _, duplicate)| !duplicate).count();
+            assert_eq!(stored, 1, "one batch stored r-{n}: {answers:?}");
+        }
+        assert_eq!(all_events(&t, "customer", "race").await.len(), 51);
+    }
+
+    // §3: in a mixed batch each item answers what its single call would, in order: an identify
+    // is visible to the events after it, and a conflict fails its item alone.
+    async fn mixed_batch_answers_as_the_single_calls(t) {
+        let a = t.identify(json!({"model": "customer", "ids": ["a"]})).await.unwrap();
+        let b = t.identify(json!({"model": "customer", "ids": ["b"]})).await.unwrap();
+        let results = t.store.batch(&t.tenant, Arc::clone(&t.config), batch_items(json!([
+            {"type": "identify", "model": "customer", "ids": ["fresh"]},
+            {"type": "event", "name": "login", "ids": ["fresh"]},
+            {"type": "event", "name": "login", "ids": ["stranger"]},
+            {"type": "event", "name": "login", "ids": ["a", "b"]},
+            {"type": "event", "name": "logout", "ids": ["fresh"], "model": "customer"},
+            {"type": "event", "name": "sign_up", "ids": ["a"]},
+            {"type": "event", "name": "ping", "ids": ["b"]},
+        ]))).await;
+        assert_eq!(results.len(), 7);
+        let Ok(BatchOutcome::Identify(fresh)) = &results[0] else {
+            panic!("expected an identify outcome, got {:?}", results[0]);
+        };
+        assert!(fresh.created);
+        let (_, instance_id, duplicate) = accepted(event_outcome(&results[1]));
+        assert_eq!((instance_id.as_str(), duplicate), (fresh.instance_id.as_str(), false));
+        let discarded = event_outcome(&results[2]);
+        assert_eq!(discarded, EventOutcome::Discarded { reason: "unknown_instance" });
+        let conflict = results[3].clone().expect_err("ids of two instances");
+        assert_eq!(conflict.code(), "ids_conflict");
+        assert_eq!(
+            details(conflict.clone()),
+            [("a".to_owned(), a.instance_id.clone()), ("b".to_owned(), b.instance_id.clone())]
+        );
+        let (_, instance_id, _) = accepted(event_outcome(&results[4]));
+        assert_eq!(instance_id, fresh.instance_id);
+        assert_eq!(results[5].as_ref().unwrap_err().code(), "invalid_properties", "sign_up requires a plan");
+        let (_, instance_id, _) = accepted(event_outcome(&results[6]));
+        assert_eq!(instance_id, b.instance_id);
+        // The single calls, on the state the batch left, answer the same.
+        assert_eq!(t.track(json!({"name": "login", "ids": ["stranger"]})).await.unwrap(), discarded);
+        assert_eq!(t.track(json!({"name": "login", "ids": ["a", "b"]})).await.unwrap_err(), conflict);
+        assert_eq!(event_names(&t, "customer", "fresh").await, ["logout", "login", "onFunctionaryIdentify"]);
+        assert_eq!(event_names(&t, "customer", "a").await, ["onFunctionaryIdentify"]);
+        assert_eq!(event_names(&t, "customer", "b").await, ["ping", "onFunctionaryIdentify"]);
     }
 
     async fn concurrent_updates_of_different_keys_are_all_kept(t) {

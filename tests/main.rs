@@ -3,6 +3,7 @@
 mod support;
 
 mod check_cli;
+mod concurrent_writes;
 mod crash;
 mod http_api;
 mod identity;

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use functionary_config::CompiledConfig;
-use functionary_store::{EventInput, EventOutcome, IdentifyInput, IdentifyOutcome};
+use functionary_store::{
+    BatchItem as StoreBatchItem, BatchOutcome as StoreBatchOutcome, EventInput, EventOutcome,
+    IdentifyInput, IdentifyOutcome,
+};
 use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::payload::Json;
@@ -129,22 +132,61 @@ impl IngestApi {
         if let Err(error) = key.0.require(Scope::Ingest) {
             return error.into();
         }
-        let mut results = Vec::with_capacity(body.0.0.batch.len());
+        let principal = &key.0;
+        // The items the store applies, in order; a malformed item fails alone, in its place.
+        let mut calls = Vec::new();
+        let mut malformed = Vec::with_capacity(body.0.0.batch.len());
         for item in body.0.0.batch {
-            results.push(match item {
-                BatchItem::Identify(request) => match identify(&state, &key.0, request).await {
-                    Ok(result) => BatchItemResult::Identify(result),
-                    Err(error) => BatchItemResult::Error(error.body),
-                },
-                BatchItem::Event(request) => match track(&state, &key.0, request).await {
-                    Ok(result) => BatchItemResult::Event(result),
-                    Err(error) => BatchItemResult::Error(error.body),
-                },
-                BatchItem::Invalid(reason) => {
-                    BatchItemResult::Error(ApiError::unprocessable("invalid_request", reason).body)
+            malformed.push(match item {
+                BatchItem::Identify(request) => {
+                    calls.push(StoreBatchItem::Identify(identify_input(request)));
+                    None
                 }
+                BatchItem::Event(request) => {
+                    calls.push(StoreBatchItem::Event(event_input(request)));
+                    None
+                }
+                BatchItem::Invalid(reason) => Some(reason),
             });
         }
+        let mut applied = if calls.is_empty() {
+            Vec::new()
+        } else {
+            match config_of(&state, principal).await {
+                Ok(config) => state
+                    .store
+                    .batch(&principal.tenant, config, calls)
+                    .await
+                    .into_iter()
+                    .map(|outcome| match outcome {
+                        Ok(StoreBatchOutcome::Identify(outcome)) => {
+                            BatchItemResult::Identify(identify_result(outcome))
+                        }
+                        Ok(StoreBatchOutcome::Event(outcome)) => {
+                            BatchItemResult::Event(event_result(outcome))
+                        }
+                        Err(error) => BatchItemResult::Error(ApiError::from(error).body),
+                    })
+                    .collect(),
+                // Each call would have failed alike.
+                Err(error) => calls
+                    .iter()
+                    .map(|_| BatchItemResult::Error(error.body.clone()))
+                    .collect(),
+            }
+        }
+        .into_iter();
+        let results = malformed
+            .into_iter()
+            .map(|malformed| match malformed {
+                Some(reason) => {
+                    BatchItemResult::Error(ApiError::unprocessable("invalid_request", reason).body)
+                }
+                None => applied
+                    .next()
+                    .unwrap_or_else(|| BatchItemResult::Error(ApiError::internal().body)),
+            })
+            .collect();
         BatchResponse::Ok(Json(BatchResult {
             status_code: 200,
             results,
@@ -179,7 +221,29 @@ async fn identify(
 ) -> Result<IdentifyResult, ApiError> {
     principal.require(Scope::Ingest)?;
     let config = config_of(state, principal).await?;
-    let input = IdentifyInput {
+    let outcome = state
+        .store
+        .identify(&principal.tenant, config, identify_input(request))
+        .await?;
+    Ok(identify_result(outcome))
+}
+
+async fn track(
+    state: &AppState,
+    principal: &Principal,
+    request: EventRequest,
+) -> Result<EventResult, ApiError> {
+    principal.require(Scope::Ingest)?;
+    let config = config_of(state, principal).await?;
+    let outcome = state
+        .store
+        .track(&principal.tenant, config, event_input(request))
+        .await?;
+    Ok(event_result(outcome))
+}
+
+fn identify_input(request: IdentifyRequest) -> IdentifyInput {
+    IdentifyInput {
         model: request.model.into(),
         ids: ids(request.ids),
         display_name: request.display_name.map(String::from),
@@ -191,29 +255,22 @@ async fn identify(
         parent_ids: ids(request.parent_ids.unwrap_or_default()),
         parent_model: request.parent_model.map(String::from),
         timestamp: request.timestamp,
-    };
-    let outcome: IdentifyOutcome = state
-        .store
-        .identify(&principal.tenant, config, input)
-        .await?;
-    Ok(IdentifyResult {
+    }
+}
+
+fn identify_result(outcome: IdentifyOutcome) -> IdentifyResult {
+    IdentifyResult {
         status_code: 200,
         instance_id: outcome.instance_id,
         created: outcome.created,
         model: outcome.model,
         ids: outcome.ids,
         pending: outcome.pending,
-    })
+    }
 }
 
-async fn track(
-    state: &AppState,
-    principal: &Principal,
-    request: EventRequest,
-) -> Result<EventResult, ApiError> {
-    principal.require(Scope::Ingest)?;
-    let config = config_of(state, principal).await?;
-    let input = EventInput {
+fn event_input(request: EventRequest) -> EventInput {
+    EventInput {
         name: request.name.map(String::from),
         event: request.event.map(String::from),
         ids: ids(request.ids),
@@ -223,13 +280,11 @@ async fn track(
             .map(|properties| properties.into_iter().collect()),
         timestamp: request.timestamp,
         message_id: request.message_id.map(String::from),
-    };
-    let outcome = state
-        .store
-        .track(&principal.tenant, config, input)
-        .await
-        .map_err(ApiError::from)?;
-    Ok(match outcome {
+    }
+}
+
+fn event_result(outcome: EventOutcome) -> EventResult {
+    match outcome {
         EventOutcome::Accepted {
             event_id,
             instance_id,
@@ -250,5 +305,5 @@ async fn track(
             duplicate: None,
             reason: Some(reason.to_owned()),
         },
-    })
+    }
 }

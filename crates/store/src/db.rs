@@ -3,9 +3,14 @@
 //! The identity rules are written once against [`Db`], a borrowed connection of either backend;
 //! [`on_db!`] expands a diesel query for both arms, so a query is written once too and only the
 //! few statements that differ (advisory locks, row locks) are spelled per backend.
+//!
+//! Writes run one transaction each on PostgreSQL (which groups concurrent commits itself); on
+//! SQLite they go through the pool's writer task, which commits them in groups
+//! ([`group_commit`]).
+
+mod group_commit;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -77,8 +82,9 @@ pub(crate) enum Pool {
     Pg(DeadPool<AsyncPgConnection>),
     Sqlite {
         pool: DeadPool<SqliteConn>,
-        /// SQLite has one writer at a time: writers queue here instead of spinning on the lock.
-        writer: Arc<tokio::sync::Mutex<()>>,
+        /// SQLite has one writer at a time: writes queue for this pool's writer task, which
+        /// applies them in groups of one transaction each.
+        writer: group_commit::Writer,
     },
 }
 
@@ -140,8 +146,8 @@ impl Pool {
                     SqliteSynchronous::Normal => "NORMAL",
                 };
                 let pragmas = format!(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
                 );
                 let mut config = ManagerConfig::<SqliteConn>::default();
                 config.custom_setup = Box::new(move |url| {
@@ -166,40 +172,23 @@ impl Pool {
                     .build()
                     .map_err(|error| StoreError::Internal(error.to_string()))?;
                 Ok(Self::Sqlite {
+                    writer: group_commit::Writer::spawn(&pool),
                     pool,
-                    writer: Arc::new(tokio::sync::Mutex::new(())),
                 })
             }
         }
     }
 
-    /// Runs `op` in one write transaction, retrying it when the database says a retry can
-    /// succeed (a lost race on a unique id, a serialization failure, a deadlock, a busy file).
-    pub(crate) async fn write<O: Operation>(&self, op: &O) -> Result<O::Output, StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = match self {
-                Self::Pg(pool) => {
-                    let mut conn = pool.get().await.map_err(unavailable)?;
-                    conn.transaction(async |conn| op.run(&mut Db::Pg(conn)).await)
-                        .await
-                }
-                Self::Sqlite { pool, writer } => {
-                    let _one_writer = writer.lock().await;
-                    let mut conn = pool.get().await.map_err(unavailable)?;
-                    conn.immediate_transaction(async |conn| op.run(&mut Db::Sqlite(conn)).await)
-                        .await
-                }
-            };
-            match result {
-                Ok(output) => return Ok(output),
-                Err(TxError::Rule(error)) => return Err(error),
-                Err(TxError::Db(error)) if is_retryable(&error) && attempt < MAX_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
-                }
-                Err(TxError::Db(error)) => return Err(classify(error)),
-            }
+    /// Runs `op` in a write transaction, retrying it when the database says a retry can succeed
+    /// (a lost race on a unique id, a serialization failure, a deadlock, a busy file). On SQLite
+    /// the transaction may hold other writes too, each in its own savepoint ([`group_commit`]).
+    pub(crate) async fn write<O>(&self, op: O) -> Result<O::Output, StoreError>
+    where
+        O: Operation + Send + 'static,
+    {
+        match self {
+            Self::Pg(pool) => write_pg(pool, &op).await,
+            Self::Sqlite { writer, .. } => writer.write(op).await,
         }
     }
 
@@ -223,7 +212,31 @@ impl Pool {
 
     /// Applies the migrations this binary embeds that the database has not seen yet.
     pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
-        self.write(&Migrate).await
+        self.write(Migrate).await
+    }
+}
+
+/// Runs `op` in a PostgreSQL transaction of its own, retrying as [`Pool::write`] says.
+async fn write_pg<O: Operation>(
+    pool: &DeadPool<AsyncPgConnection>,
+    op: &O,
+) -> Result<O::Output, StoreError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut conn = pool.get().await.map_err(unavailable)?;
+        let result = conn
+            .transaction(async |conn| op.run(&mut Db::Pg(conn)).await)
+            .await;
+        match result {
+            Ok(output) => return Ok(output),
+            Err(TxError::Rule(error)) => return Err(error),
+            Err(TxError::Db(error)) if is_retryable(&error) && attempt < MAX_ATTEMPTS => {
+                drop(conn);
+                tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
+            }
+            Err(TxError::Db(error)) => return Err(classify(error)),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `event`: record what happened to an identified instance.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use crate::error::{Detail, StoreError, TxError};
 use crate::identify::ids_conflict;
 use crate::ids::{known_model, normalize_ids};
 use crate::properties;
-use crate::queries::EventRow;
+use crate::queries::{EventRow, IdRow};
 use crate::{TenantId, new_id};
 
 /// Longest event name and messageId, in characters (what a JSON Schema `maxLength` counts).
@@ -54,9 +54,9 @@ pub enum EventOutcome {
     Discarded { reason: &'static str },
 }
 
+/// A validated event, ready to be recorded (by [`TrackMany`], alone or with others).
 #[derive(Debug)]
 pub(crate) struct Track {
-    tenant: TenantId,
     name: String,
     ids: Vec<String>,
     /// The models searched for the ids, in order.
@@ -70,7 +70,6 @@ pub(crate) struct Track {
 impl Track {
     /// Checks everything that does not need the database; every problem is a 422.
     pub fn prepare(
-        tenant: TenantId,
         config: &Arc<CompiledConfig>,
         input: EventInput,
         now: i64,
@@ -163,7 +162,6 @@ impl Track {
             ));
         }
         Ok(Self {
-            tenant,
             name,
             ids,
             models,
@@ -173,45 +171,45 @@ impl Track {
             message_id: input.message_id,
         })
     }
-}
 
-impl Operation for Track {
-    type Output = EventOutcome;
-
-    async fn run(&self, db: &mut Db<'_>) -> Result<EventOutcome, TxError> {
-        let tenant = self.tenant.as_str();
-        if let Some(message_id) = &self.message_id
-            && let Some(first) = db.event_by_message_id(tenant, message_id).await?
-        {
-            return Ok(EventOutcome::Accepted {
-                event_id: first.id,
-                instance_id: first.instance_id,
-                duplicate: true,
-            });
-        }
-        let models: Vec<&str> = self.models.iter().map(String::as_str).collect();
-        let holders = db.holders_of(tenant, &self.ids, &models).await?;
-        // The first model, in the order searched, that holds any of the ids.
-        let Some(model) = models
+    /// The instance this event happened to, from `holders` (rows holding ids, by id; rows of
+    /// other ids and models may be among them): the first model searched, in order, that holds
+    /// any of the ids, when one instance of it holds them all; `None` when no searched model
+    /// holds any; 409 `ids_conflict` when the ids are in two instances of that model.
+    fn resolve<'r>(
+        &self,
+        holders: &HashMap<&str, Vec<&'r IdRow>>,
+    ) -> Result<Option<&'r str>, StoreError> {
+        let mine: Vec<&IdRow> = self
+            .ids
             .iter()
-            .find(|model| holders.iter().any(|row| row.model == **model))
-        else {
-            return Ok(EventOutcome::Discarded {
-                reason: "unknown_instance",
-            });
-        };
-        let in_model: Vec<_> = holders
-            .into_iter()
-            .filter(|row| row.model == *model)
+            .filter_map(|id| holders.get(id.as_str()))
+            .flatten()
+            .copied()
+            .filter(|row| self.models.contains(&row.model))
             .collect();
+        let Some(model) = self
+            .models
+            .iter()
+            .find(|model| mine.iter().any(|row| &row.model == *model))
+        else {
+            return Ok(None);
+        };
+        let in_model: Vec<&IdRow> = mine.into_iter().filter(|row| &row.model == model).collect();
         let instances: BTreeSet<&str> = in_model
             .iter()
             .map(|row| row.instance_id.as_str())
             .collect();
         let [instance_id] = instances.into_iter().collect::<Vec<_>>()[..] else {
-            return Err(ids_conflict(&self.ids, &in_model).into());
+            let known: Vec<IdRow> = in_model.into_iter().cloned().collect();
+            return Err(ids_conflict(&self.ids, &known));
         };
-        let row = EventRow {
+        Ok(Some(instance_id))
+    }
+
+    /// The row that records this event on `instance_id`, under a new event id.
+    fn row(&self, tenant: &str, instance_id: &str) -> EventRow {
+        EventRow {
             tenant_id: tenant.to_owned(),
             id: new_id(),
             instance_id: instance_id.to_owned(),
@@ -220,13 +218,115 @@ impl Operation for Track {
             occurred_at: self.at,
             received_at: self.now,
             message_id: self.message_id.clone(),
-        };
-        db.insert_event(&row).await?;
-        Ok(EventOutcome::Accepted {
-            event_id: row.id,
-            instance_id: row.instance_id,
-            duplicate: false,
-        })
+        }
+    }
+}
+
+/// Consecutive events of one tenant (one event call, or a run of a batch), recorded in one
+/// transaction with the same few statements however many they are: one lookup of their
+/// messageIds, one of the holders of their ids, one multi-row INSERT of the new events
+/// (lookups and inserts are cut in chunks only far beyond a batch's size).
+///
+/// Each event ends as it would have alone, in order: a duplicate of an event stored before, or
+/// of an earlier event of the run with the same messageId; thrown out when no instance holds its
+/// ids; 409 when its ids are in two instances (that event alone fails); else stored.
+#[derive(Debug)]
+pub(crate) struct TrackMany {
+    tenant: TenantId,
+    items: Vec<Track>,
+}
+
+impl TrackMany {
+    pub fn new(tenant: TenantId, items: Vec<Track>) -> Self {
+        Self { tenant, items }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+impl Operation for TrackMany {
+    /// One outcome per event, in order.
+    type Output = Vec<Result<EventOutcome, StoreError>>;
+
+    async fn run(&self, db: &mut Db<'_>) -> Result<Self::Output, TxError> {
+        let tenant = self.tenant.as_str();
+        let message_ids: BTreeSet<&String> = self
+            .items
+            .iter()
+            .filter_map(|item| item.message_id.as_ref())
+            .collect();
+        let message_ids: Vec<String> = message_ids.into_iter().cloned().collect();
+        // The event first stored under each messageId, as (event id, instance id): before this
+        // transaction, and below also by the earlier events of the run.
+        let mut first: HashMap<String, (String, String)> = db
+            .events_by_message_id(tenant, &message_ids)
+            .await?
+            .into_iter()
+            .filter_map(|row| Some((row.message_id?, (row.id, row.instance_id))))
+            .collect();
+
+        // The holders of the ids of every event not already a duplicate, in every model one of
+        // them searches.
+        let mut ids = BTreeSet::new();
+        let mut models = BTreeSet::new();
+        for item in self.items.iter().filter(|item| {
+            item.message_id
+                .as_ref()
+                .is_none_or(|message_id| !first.contains_key(message_id))
+        }) {
+            ids.extend(item.ids.iter().map(String::as_str));
+            models.extend(item.models.iter().map(String::as_str));
+        }
+        let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+        let models: Vec<&str> = models.into_iter().collect();
+        let holders = db.holders_of(tenant, &ids, &models).await?;
+        let mut by_id: HashMap<&str, Vec<&IdRow>> = HashMap::new();
+        for row in &holders {
+            by_id.entry(row.external_id.as_str()).or_default().push(row);
+        }
+
+        let mut rows = Vec::new();
+        let mut outcomes = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            if let Some((event_id, instance_id)) = item
+                .message_id
+                .as_ref()
+                .and_then(|message_id| first.get(message_id))
+            {
+                outcomes.push(Ok(EventOutcome::Accepted {
+                    event_id: event_id.clone(),
+                    instance_id: instance_id.clone(),
+                    duplicate: true,
+                }));
+                continue;
+            }
+            outcomes.push(match item.resolve(&by_id) {
+                Err(conflict) => Err(conflict),
+                Ok(None) => Ok(EventOutcome::Discarded {
+                    reason: "unknown_instance",
+                }),
+                Ok(Some(instance_id)) => {
+                    let row = item.row(tenant, instance_id);
+                    if let Some(message_id) = &row.message_id {
+                        first.insert(
+                            message_id.clone(),
+                            (row.id.clone(), row.instance_id.clone()),
+                        );
+                    }
+                    let stored = EventOutcome::Accepted {
+                        event_id: row.id.clone(),
+                        instance_id: row.instance_id.clone(),
+                        duplicate: false,
+                    };
+                    rows.push(row);
+                    Ok(stored)
+                }
+            });
+        }
+        db.insert_events(&rows).await?;
+        Ok(outcomes)
     }
 }
 

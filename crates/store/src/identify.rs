@@ -213,7 +213,8 @@ impl Identify {
 
     /// Links the identified instance to the instances named by `childIds` / `parentIds`, or
     /// keeps a pending link for ids nobody holds yet.
-    async fn link(&self, db: &mut Db<'_>, this: &str) -> Result<(), TxError> {
+    /// Returns how many pending links it added.
+    async fn link(&self, db: &mut Db<'_>, this: &str) -> Result<usize, TxError> {
         let models: Vec<&str> = self
             .config
             .models()
@@ -288,8 +289,7 @@ impl Identify {
             }
         }
         db.insert_edges(&edges).await?;
-        db.insert_pending(&pending).await?;
-        Ok(())
+        Ok(db.insert_pending(&pending).await?)
     }
 
     /// Pairs the pending links of other instances that waited for one of `new_ids`.
@@ -365,38 +365,28 @@ impl Operation for Identify {
             .chain(self.links.iter().flat_map(|link| &link.ids))
             .map(String::as_str)
             .collect();
-        db.lock_external_ids(tenant, &touched).await?;
-
         let known = db
-            .holders_of(tenant, &self.ids, &[self.model.as_str()])
+            .lock_and_find(tenant, &touched, &self.ids, &self.model)
             .await?;
         let holders: BTreeSet<&str> = known.iter().map(|row| row.instance_id.as_str()).collect();
         if holders.len() > 1 {
             return Err(ids_conflict(&self.ids, &known).into());
         }
-        let existing = match holders.first() {
-            Some(id) => Some(db.instance(tenant, id, true).await?.ok_or_else(|| {
-                StoreError::Internal(format!("instance {id} has ids but no row"))
-            })?),
-            None => None,
-        };
-        // Every id the instance holds already, not only the ones this call names.
-        let held: Vec<String> = match &existing {
-            Some(row) => db
-                .ids_of(tenant, std::slice::from_ref(&row.id))
-                .await?
-                .into_iter()
-                .map(|id| id.external_id)
-                .collect(),
-            None => Vec::new(),
+        // The instance, every id it holds already (not only the ones this call names) and its
+        // pending links.
+        let (existing, held, pending_before) = match holders.first() {
+            Some(id) => {
+                let (row, ids, pending) = db.instance_state(tenant, id).await?;
+                let row = row.ok_or_else(|| {
+                    StoreError::Internal(format!("instance {id} has ids but no row"))
+                })?;
+                let ids: Vec<String> = ids.into_iter().map(|id| id.external_id).collect();
+                (Some(row), ids, pending)
+            }
+            None => (None, Vec::new(), 0),
         };
         let (row, changed) = self.merged(existing.as_ref())?;
         let created = existing.is_none();
-        if created {
-            db.insert_instance(&row).await?;
-        } else if changed {
-            db.update_instance(&row).await?;
-        }
         let new_ids: Vec<String> = self
             .ids
             .iter()
@@ -412,13 +402,17 @@ impl Operation for Identify {
                 instance_id: row.id.clone(),
             })
             .collect();
-        db.insert_ids(&new_rows).await?;
+        if created {
+            db.create_instance(&row, &new_rows).await?;
+        } else {
+            db.insert_ids(&new_rows).await?;
+        }
 
         if !new_ids.is_empty() {
             self.pair_pending(db, &row.id, &new_ids).await?;
         }
-        self.link(db, &row.id).await?;
-        db.insert_event(&EventRow {
+        let pending_added = self.link(db, &row.id).await?;
+        let event = EventRow {
             tenant_id: tenant.to_owned(),
             id: new_id(),
             instance_id: row.id.clone(),
@@ -427,9 +421,16 @@ impl Operation for Identify {
             occurred_at: self.at,
             received_at: self.now,
             message_id: None,
-        })
-        .await?;
-        let pending = db.count_pending(tenant, &row.id).await?;
+        };
+        // The update of an existing instance goes last, with the event: nothing above reads it.
+        if !created && changed {
+            db.update_and_record(&row, &event).await?;
+        } else {
+            db.insert_event(&event).await?;
+        }
+        // Pairing only removes links of other instances, so the count is the one read with
+        // the instance plus the links this call added.
+        let pending = pending_before + i64::try_from(pending_added).unwrap_or(i64::MAX);
 
         let mut ids: Vec<String> = held.into_iter().chain(new_ids).collect();
         ids.sort();

@@ -125,7 +125,7 @@ impl Store {
                 created_at: now_micros(),
             },
         };
-        self.detached(move |pool| async move { pool.write(&op).await })
+        self.detached(move |pool| async move { pool.write(op).await })
             .await
             .map(tenant)
     }
@@ -152,7 +152,7 @@ impl Store {
             yaml: yaml.to_owned(),
             now: now_micros(),
         };
-        self.detached(move |pool| async move { pool.write(&op).await })
+        self.detached(move |pool| async move { pool.write(op).await })
             .await
     }
 
@@ -202,7 +202,7 @@ impl Store {
             scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
             now: now_micros(),
         };
-        self.detached(move |pool| async move { pool.write(&op).await })
+        self.detached(move |pool| async move { pool.write(op).await })
             .await
     }
 
@@ -226,7 +226,7 @@ impl Store {
             key_id: key_id.to_owned(),
             now: now_micros(),
         };
-        self.detached(move |pool| async move { pool.write(&op).await })
+        self.detached(move |pool| async move { pool.write(op).await })
             .await
     }
 
@@ -238,9 +238,86 @@ impl Store {
         input: IdentifyInput,
     ) -> Result<IdentifyOutcome, StoreError> {
         let op = identify::Identify::prepare(tenant.clone(), config, input, now_micros())?;
+        self.apply_identify(op).await
+    }
+
+    /// Records an event on the instance its ids resolve to (§3).
+    pub async fn track(
+        &self,
+        tenant: &TenantId,
+        config: Arc<CompiledConfig>,
+        input: EventInput,
+    ) -> Result<EventOutcome, StoreError> {
+        let event = events::Track::prepare(&config, input, now_micros())?;
+        self.record_events(tenant, vec![event])
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(StoreError::Internal(
+                    "an event without an outcome".to_owned(),
+                ))
+            })
+    }
+
+    /// Applies the items in order; each succeeds or fails on its own, with what the single call
+    /// would have answered. Consecutive events are recorded together, in one write; each
+    /// identify is a write of its own, so the events after it see what it did.
+    pub async fn batch(
+        &self,
+        tenant: &TenantId,
+        config: Arc<CompiledConfig>,
+        items: Vec<BatchItem>,
+    ) -> Vec<Result<BatchOutcome, StoreError>> {
+        // What needs no database is checked first, in order; an item that fails it fails alone
+        // and changes nothing, so it does not end a run of events.
+        let prepared: Vec<Result<Prepared, StoreError>> = items
+            .into_iter()
+            .map(|item| match item {
+                BatchItem::Identify(input) => identify::Identify::prepare(
+                    tenant.clone(),
+                    Arc::clone(&config),
+                    input,
+                    now_micros(),
+                )
+                .map(Prepared::Identify),
+                BatchItem::Event(input) => {
+                    events::Track::prepare(&config, input, now_micros()).map(Prepared::Event)
+                }
+            })
+            .collect();
+        let mut results: Vec<Option<Result<BatchOutcome, StoreError>>> =
+            prepared.iter().map(|_| None).collect();
+        let mut run = Vec::new();
+        for (position, item) in prepared.into_iter().enumerate() {
+            match item {
+                Ok(Prepared::Event(event)) => run.push((position, event)),
+                Ok(Prepared::Identify(op)) => {
+                    self.record_run(tenant, std::mem::take(&mut run), &mut results)
+                        .await;
+                    let outcome = self.apply_identify(op).await;
+                    results[position] = Some(outcome.map(BatchOutcome::Identify));
+                }
+                Err(error) => results[position] = Some(Err(error)),
+            }
+        }
+        self.record_run(tenant, run, &mut results).await;
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(StoreError::Internal(
+                        "a batch item without an outcome".to_owned(),
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Runs one identify in a write of its own, and counts what it did.
+    async fn apply_identify(&self, op: identify::Identify) -> Result<IdentifyOutcome, StoreError> {
         let stats = Arc::clone(&self.stats);
         self.detached(move |pool| async move {
-            let outcome = pool.write(&op).await;
+            let outcome = pool.write(op).await;
             let counter = match &outcome {
                 Ok(done) if done.created => &stats.identify_created,
                 Ok(_) => &stats.identify_updated,
@@ -253,54 +330,56 @@ impl Store {
         .await
     }
 
-    /// Records an event on the instance its ids resolve to (§3).
-    pub async fn track(
+    /// Records a run of a batch's events (given with their positions) and puts each outcome at
+    /// its position.
+    async fn record_run(
         &self,
         tenant: &TenantId,
-        config: Arc<CompiledConfig>,
-        input: EventInput,
-    ) -> Result<EventOutcome, StoreError> {
-        let op = events::Track::prepare(tenant.clone(), &config, input, now_micros())?;
-        let stats = Arc::clone(&self.stats);
-        self.detached(move |pool| async move {
-            let outcome = pool.write(&op).await;
-            let counter = match &outcome {
-                Ok(EventOutcome::Accepted {
-                    duplicate: false, ..
-                }) => &stats.events_accepted,
-                Ok(EventOutcome::Accepted {
-                    duplicate: true, ..
-                }) => &stats.events_duplicate,
-                Ok(EventOutcome::Discarded { .. }) => &stats.events_discarded,
-                Err(_) => return outcome,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            outcome
-        })
-        .await
+        run: Vec<(usize, events::Track)>,
+        results: &mut [Option<Result<BatchOutcome, StoreError>>],
+    ) {
+        if run.is_empty() {
+            return;
+        }
+        let (positions, events): (Vec<usize>, Vec<events::Track>) = run.into_iter().unzip();
+        let outcomes = self.record_events(tenant, events).await;
+        for (position, outcome) in positions.into_iter().zip(outcomes) {
+            if let Some(slot) = results.get_mut(position) {
+                *slot = Some(outcome.map(BatchOutcome::Event));
+            }
+        }
     }
 
-    /// Applies the items in order; each succeeds or fails on its own.
-    pub async fn batch(
+    /// Records consecutive events in one write and counts each outcome; one outcome per event,
+    /// in order. When the write fails as a whole, each event gets its error.
+    async fn record_events(
         &self,
         tenant: &TenantId,
-        config: Arc<CompiledConfig>,
-        items: Vec<BatchItem>,
-    ) -> Vec<Result<BatchOutcome, StoreError>> {
-        let mut results = Vec::with_capacity(items.len());
-        for item in items {
-            results.push(match item {
-                BatchItem::Identify(input) => self
-                    .identify(tenant, Arc::clone(&config), input)
-                    .await
-                    .map(BatchOutcome::Identify),
-                BatchItem::Event(input) => self
-                    .track(tenant, Arc::clone(&config), input)
-                    .await
-                    .map(BatchOutcome::Event),
-            });
-        }
-        results
+        events: Vec<events::Track>,
+    ) -> Vec<Result<EventOutcome, StoreError>> {
+        let op = events::TrackMany::new(tenant.clone(), events);
+        let count = op.len();
+        let stats = Arc::clone(&self.stats);
+        let written = self
+            .detached(move |pool| async move {
+                let outcomes = pool.write(op).await?;
+                for outcome in &outcomes {
+                    let counter = match outcome {
+                        Ok(EventOutcome::Accepted {
+                            duplicate: false, ..
+                        }) => &stats.events_accepted,
+                        Ok(EventOutcome::Accepted {
+                            duplicate: true, ..
+                        }) => &stats.events_duplicate,
+                        Ok(EventOutcome::Discarded { .. }) => &stats.events_discarded,
+                        Err(_) => continue,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(outcomes)
+            })
+            .await;
+        written.unwrap_or_else(|error| vec![Err(error); count])
     }
 
     /// The instance of `model` that holds `id`, with its ids, links and pending links.
@@ -366,7 +445,7 @@ impl Store {
             model: model.to_owned(),
             id: id.to_owned(),
         };
-        self.detached(move |pool| async move { pool.write(&op).await })
+        self.detached(move |pool| async move { pool.write(op).await })
             .await
     }
 
@@ -400,6 +479,12 @@ pub(crate) fn now_micros() -> i64 {
 /// A new opaque id: a UUIDv7, so ids sort by creation time.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// A batch item checked and ready to run.
+enum Prepared {
+    Identify(identify::Identify),
+    Event(events::Track),
 }
 
 struct Ping;

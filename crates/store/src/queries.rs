@@ -12,6 +12,91 @@ use crate::schema::{edges, events, instance_ids, instances, pending_links, tenan
 
 pub(crate) type QueryResult<T> = Result<T, diesel::result::Error>;
 
+/// Sends independent statements of one transaction to PostgreSQL together and waits once for
+/// all their answers (pipelining: the server still runs them in the order written, and when one
+/// fails the rest fail with it). Each `$query` is an expression using `$conn` that yields a
+/// `QueryResult`; the macro yields a `QueryResult` of the tuple of their values.
+macro_rules! pipelined {
+    ($connection:expr, $conn:ident => $($query:expr),+ $(,)?) => {{
+        let shared: &diesel_async::AsyncPgConnection = $connection;
+        tokio::try_join!(biased; $(async move {
+            let mut handle = shared;
+            let $conn = &mut handle;
+            $query
+        }),+)
+    }};
+}
+
+/// The statement that takes the transactional advisory locks of `keys` (sorted, distinct).
+macro_rules! lock_keys_statement {
+    ($keys:expr) => {
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>($keys)
+    };
+}
+
+/// The ids `ids` of `tenant` in one of `models`.
+macro_rules! holders_query {
+    ($tenant:expr, $ids:expr, $models:expr) => {
+        instance_ids::table
+            .filter(instance_ids::tenant_id.eq($tenant))
+            .filter(instance_ids::external_id.eq_any($ids))
+            .filter(instance_ids::model.eq_any($models))
+            .select(IdRow::as_select())
+    };
+}
+
+/// Every id of the instances `owners`, by instance and id.
+macro_rules! ids_of_query {
+    ($tenant:expr, $owners:expr) => {
+        instance_ids::table
+            .filter(instance_ids::tenant_id.eq($tenant))
+            .filter(instance_ids::instance_id.eq_any($owners))
+            .order((instance_ids::instance_id, instance_ids::external_id))
+            .select(IdRow::as_select())
+    };
+}
+
+/// How many pending links `owner` has.
+macro_rules! count_pending_query {
+    ($tenant:expr, $owner:expr) => {
+        pending_links::table
+            .filter(pending_links::tenant_id.eq($tenant))
+            .filter(pending_links::owner_id.eq($owner))
+            .count()
+    };
+}
+
+/// Writes what an identify changes of an instance row.
+macro_rules! update_instance_statement {
+    ($row:expr) => {
+        diesel::update(
+            instances::table
+                .filter(instances::tenant_id.eq(&$row.tenant_id))
+                .filter(instances::id.eq(&$row.id)),
+        )
+        .set((
+            instances::display_name.eq(&$row.display_name),
+            instances::display_name_at.eq($row.display_name_at),
+            instances::properties.eq(&$row.properties),
+            instances::property_clock.eq(&$row.property_clock),
+            instances::updated_at.eq($row.updated_at),
+        ))
+    };
+}
+
+/// The instance `id` of `tenant`.
+macro_rules! instance_query {
+    ($tenant:expr, $id:expr) => {
+        instances::table
+            .filter(instances::tenant_id.eq($tenant))
+            .filter(instances::id.eq($id))
+            .select(InstanceRow::as_select())
+    };
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = instances)]
 pub(crate) struct InstanceRow {
@@ -55,8 +140,10 @@ pub(crate) struct EdgeRow {
     pub created_at: i64,
 }
 
+/// An event; a missing `message_id` is written as NULL rather than left to the column default,
+/// so that rows of events with and without one go into the same multi-row INSERT.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
 pub(crate) struct EventRow {
     pub tenant_id: String,
     pub id: String,
@@ -68,6 +155,23 @@ pub(crate) struct EventRow {
     pub message_id: Option<String>,
 }
 
+/// The event stored under a messageId: what a duplicate of it answers.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub(crate) struct MessageRow {
+    pub message_id: Option<String>,
+    pub id: String,
+    pub instance_id: String,
+}
+
+/// The most values one SQLite statement binds in an `IN` list (SQLite allows 32766 bound values
+/// per statement); PostgreSQL binds a whole list as one array, so it needs no chunks.
+const SQLITE_IN_LIST: usize = 10_000;
+
+/// The most rows of one multi-row INSERT of events: 8 values a row stay far below the bound-value
+/// limits of both backends (65535 on PostgreSQL, 32766 on SQLite).
+const INSERT_CHUNK: usize = 1_000;
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = tenants)]
 pub(crate) struct TenantRow {
@@ -78,42 +182,80 @@ pub(crate) struct TenantRow {
 }
 
 impl Db<'_> {
-    /// Serializes, on PostgreSQL, every transaction that touches one of these external ids
-    /// (holding it or waiting for it as a pending link), so an id and a link awaiting it can
-    /// not pass each other unseen. Locks are taken in one statement, in key order.
-    pub async fn lock_external_ids(&mut self, tenant: &str, ids: &[&str]) -> QueryResult<()> {
-        let Db::Pg(conn) = self else { return Ok(()) };
-        let mut keys: Vec<i64> = ids.iter().map(|id| lock_key(tenant, id)).collect();
-        keys.sort_unstable();
-        keys.dedup();
+    /// Serializes, on PostgreSQL, every transaction that touches one of the external ids
+    /// `touched` (holding it or waiting for it as a pending link), so an id and a link awaiting
+    /// it can not pass each other unseen; then finds the holders of `ids` in `model`. The locks
+    /// are taken in one statement, in key order, and on PostgreSQL both statements go in one
+    /// round trip, the lookup after the locks. SQLite's single writer needs no locks.
+    pub async fn lock_and_find(
+        &mut self,
+        tenant: &str,
+        touched: &[&str],
+        ids: &[String],
+        model: &str,
+    ) -> QueryResult<Vec<IdRow>> {
+        let keys = lock_keys(tenant, touched);
+        let Db::Pg(connection) = self else {
+            return self.holders_of(tenant, ids, &[model]).await;
+        };
         if keys.is_empty() {
-            return Ok(());
+            return self.holders_of(tenant, ids, &[model]).await;
         }
-        diesel::sql_query(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
-        )
-        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(keys)
-        .execute(*conn)
-        .await
-        .map(|_| ())
+        let models = [model];
+        let (_, found) = pipelined!(&**connection, conn =>
+            lock_keys_statement!(&keys).execute(conn).await,
+            holders_query!(tenant, ids, &models).load::<IdRow>(conn).await,
+        )?;
+        Ok(found)
     }
 
-    /// Which instances hold `ids` in any of `models`.
+    /// The instance `id` (on PostgreSQL locked until the end of the transaction), all its ids
+    /// and the number of its pending links, in one round trip on PostgreSQL.
+    pub async fn instance_state(
+        &mut self,
+        tenant: &str,
+        id: &str,
+    ) -> QueryResult<(Option<InstanceRow>, Vec<IdRow>, i64)> {
+        let owners = [id];
+        let Db::Pg(connection) = self else {
+            let instance = self.instance(tenant, id, false).await?;
+            let ids = self.ids_of(tenant, &[id.to_owned()]).await?;
+            return Ok((instance, ids, self.count_pending(tenant, id).await?));
+        };
+        pipelined!(&**connection, conn =>
+            instance_query!(tenant, id)
+                .for_no_key_update()
+                .first::<InstanceRow>(conn)
+                .await
+                .optional(),
+            ids_of_query!(tenant, &owners).load::<IdRow>(conn).await,
+            count_pending_query!(tenant, id).get_result::<i64>(conn).await,
+        )
+    }
+
+    /// How many values of a list one statement binds (see [`SQLITE_IN_LIST`]).
+    fn in_list_chunk(&self) -> usize {
+        match self {
+            Db::Pg(_) => usize::MAX,
+            Db::Sqlite(_) => SQLITE_IN_LIST,
+        }
+    }
+
+    /// Which instances hold `ids` in any of `models`: one statement on PostgreSQL, one per
+    /// [`SQLITE_IN_LIST`] ids on SQLite, none for no ids.
     pub async fn holders_of(
         &mut self,
         tenant: &str,
         ids: &[String],
         models: &[&str],
     ) -> QueryResult<Vec<IdRow>> {
-        on_db!(self, conn => {
-            instance_ids::table
-                .filter(instance_ids::tenant_id.eq(tenant))
-                .filter(instance_ids::external_id.eq_any(ids))
-                .filter(instance_ids::model.eq_any(models))
-                .select(IdRow::as_select())
-                .load(conn)
-                .await
-        })
+        let mut found = Vec::new();
+        for chunk in ids.chunks(self.in_list_chunk()) {
+            found.extend(on_db!(self, conn => {
+                holders_query!(tenant, chunk, models).load::<IdRow>(conn).await
+            })?);
+        }
+        Ok(found)
     }
 
     /// All ids of the given instances.
@@ -122,15 +264,7 @@ impl Db<'_> {
         tenant: &str,
         instance_ids_: &[String],
     ) -> QueryResult<Vec<IdRow>> {
-        on_db!(self, conn => {
-            instance_ids::table
-                .filter(instance_ids::tenant_id.eq(tenant))
-                .filter(instance_ids::instance_id.eq_any(instance_ids_))
-                .order((instance_ids::instance_id, instance_ids::external_id))
-                .select(IdRow::as_select())
-                .load(conn)
-                .await
-        })
+        on_db!(self, conn => ids_of_query!(tenant, instance_ids_).load(conn).await)
     }
 
     /// The instance row; on PostgreSQL locked until the end of the transaction when `lock`.
@@ -140,17 +274,13 @@ impl Db<'_> {
         id: &str,
         lock: bool,
     ) -> QueryResult<Option<InstanceRow>> {
-        macro_rules! query {
-            () => {
-                instances::table
-                    .filter(instances::tenant_id.eq(tenant))
-                    .filter(instances::id.eq(id))
-                    .select(InstanceRow::as_select())
-            };
-        }
         match self {
-            Db::Pg(conn) if lock => query!().for_no_key_update().first(*conn).await.optional(),
-            _ => on_db!(self, conn => query!().first(conn).await.optional()),
+            Db::Pg(conn) if lock => instance_query!(tenant, id)
+                .for_no_key_update()
+                .first(*conn)
+                .await
+                .optional(),
+            _ => on_db!(self, conn => instance_query!(tenant, id).first(conn).await.optional()),
         }
     }
 
@@ -197,24 +327,38 @@ impl Db<'_> {
             .map(|_| ())
     }
 
+    /// Creates an instance with its ids; one round trip on PostgreSQL.
+    pub async fn create_instance(&mut self, row: &InstanceRow, ids: &[IdRow]) -> QueryResult<()> {
+        let Db::Pg(connection) = self else {
+            self.insert_instance(row).await?;
+            return self.insert_ids(ids).await;
+        };
+        pipelined!(&**connection, conn =>
+            diesel::insert_into(instances::table).values(row).execute(conn).await,
+            diesel::insert_into(instance_ids::table).values(ids).execute(conn).await,
+        )?;
+        Ok(())
+    }
+
     pub async fn update_instance(&mut self, row: &InstanceRow) -> QueryResult<()> {
-        on_db!(self, conn => {
-            diesel::update(
-                instances::table
-                    .filter(instances::tenant_id.eq(&row.tenant_id))
-                    .filter(instances::id.eq(&row.id)),
-            )
-            .set((
-                instances::display_name.eq(&row.display_name),
-                instances::display_name_at.eq(row.display_name_at),
-                instances::properties.eq(&row.properties),
-                instances::property_clock.eq(&row.property_clock),
-                instances::updated_at.eq(row.updated_at),
-            ))
-            .execute(conn)
-            .await
-        })
-        .map(|_| ())
+        on_db!(self, conn => update_instance_statement!(row).execute(conn).await).map(|_| ())
+    }
+
+    /// Stores an updated instance and records an event on it; one round trip on PostgreSQL.
+    pub async fn update_and_record(
+        &mut self,
+        row: &InstanceRow,
+        event: &EventRow,
+    ) -> QueryResult<()> {
+        let Db::Pg(connection) = self else {
+            self.update_instance(row).await?;
+            return self.insert_event(event).await;
+        };
+        pipelined!(&**connection, conn =>
+            update_instance_statement!(row).execute(conn).await,
+            diesel::insert_into(events::table).values(event).execute(conn).await,
+        )?;
+        Ok(())
     }
 
     pub async fn delete_instance(&mut self, tenant: &str, id: &str) -> QueryResult<usize> {
@@ -228,7 +372,18 @@ impl Db<'_> {
     }
 
     /// Adds ids to an instance; a unique violation means another call took an id first.
+    /// One statement on PostgreSQL; one per id on SQLite (where diesel's multi-row insert needs
+    /// the synchronous connection, and a statement costs no round trip).
     pub async fn insert_ids(&mut self, rows: &[IdRow]) -> QueryResult<()> {
+        if let Db::Pg(conn) = self {
+            if !rows.is_empty() {
+                diesel::insert_into(instance_ids::table)
+                    .values(rows)
+                    .execute(*conn)
+                    .await?;
+            }
+            return Ok(());
+        }
         for row in rows {
             on_db!(self, conn => diesel::insert_into(instance_ids::table).values(row).execute(conn).await)?;
         }
@@ -272,19 +427,14 @@ impl Db<'_> {
     }
 
     pub async fn count_pending(&mut self, tenant: &str, owner: &str) -> QueryResult<i64> {
-        on_db!(self, conn => {
-            pending_links::table
-                .filter(pending_links::tenant_id.eq(tenant))
-                .filter(pending_links::owner_id.eq(owner))
-                .count()
-                .get_result(conn)
-                .await
-        })
+        on_db!(self, conn => count_pending_query!(tenant, owner).get_result(conn).await)
     }
 
-    pub async fn insert_pending(&mut self, rows: &[PendingRow]) -> QueryResult<()> {
+    /// Keeps pending links; returns how many were new.
+    pub async fn insert_pending(&mut self, rows: &[PendingRow]) -> QueryResult<usize> {
+        let mut inserted = 0;
         for row in rows {
-            on_db!(self, conn => {
+            inserted += on_db!(self, conn => {
                 diesel::insert_into(pending_links::table)
                     .values(row)
                     .on_conflict_do_nothing()
@@ -292,7 +442,7 @@ impl Db<'_> {
                     .await
             })?;
         }
-        Ok(())
+        Ok(inserted)
     }
 
     pub async fn delete_pending(&mut self, row: &PendingRow) -> QueryResult<()> {
@@ -368,20 +518,53 @@ impl Db<'_> {
             .map(|_| ())
     }
 
-    pub async fn event_by_message_id(
+    /// Inserts events: one multi-row INSERT per [`INSERT_CHUNK`] rows, none for no rows.
+    /// diesel builds a multi-row INSERT for SQLite only on its synchronous connection, so on
+    /// SQLite the statement runs there, on the connection's own thread.
+    pub async fn insert_events(&mut self, rows: &[EventRow]) -> QueryResult<()> {
+        macro_rules! insert {
+            ($rows:expr) => {
+                diesel::insert_into(events::table).values($rows)
+            };
+        }
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            match self {
+                Db::Pg(conn) => {
+                    insert!(chunk).execute(*conn).await?;
+                }
+                Db::Sqlite(conn) => {
+                    let chunk = chunk.to_vec();
+                    conn.spawn_blocking(move |conn| {
+                        diesel::RunQueryDsl::execute(insert!(&chunk), conn)
+                    })
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The events stored under any of `message_ids`: one statement on PostgreSQL, one per
+    /// [`SQLITE_IN_LIST`] ids on SQLite, none for no ids.
+    pub async fn events_by_message_id(
         &mut self,
         tenant: &str,
-        message_id: &str,
-    ) -> QueryResult<Option<EventRow>> {
-        on_db!(self, conn => {
-            events::table
-                .filter(events::tenant_id.eq(tenant))
-                .filter(events::message_id.eq(message_id))
-                .select(EventRow::as_select())
-                .first(conn)
-                .await
-                .optional()
-        })
+        message_ids: &[String],
+    ) -> QueryResult<Vec<MessageRow>> {
+        let mut found = Vec::new();
+        for chunk in message_ids.chunks(self.in_list_chunk()) {
+            found.extend(on_db!(self, conn => {
+                events::table
+                    .filter(events::tenant_id.eq(tenant))
+                    // The condition of the partial unique index on messageIds, spelled out.
+                    .filter(events::message_id.is_not_null())
+                    .filter(events::message_id.eq_any(chunk))
+                    .select(MessageRow::as_select())
+                    .load::<MessageRow>(conn)
+                    .await
+            })?);
+        }
+        Ok(found)
     }
 
     /// A page of an instance's events, newest first, strictly after the `(occurred_at, id)`
@@ -440,6 +623,15 @@ impl Db<'_> {
 }
 
 /// FNV-1a of `tenant`, a NUL and `id`: a lock key that every node computes alike.
+/// The advisory lock keys of `ids` in `tenant`, sorted and distinct (locks are taken in key
+/// order, so two transactions never wait on each other's keys in a cycle).
+fn lock_keys(tenant: &str, ids: &[&str]) -> Vec<i64> {
+    let mut keys: Vec<i64> = ids.iter().map(|id| lock_key(tenant, id)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 fn lock_key(tenant: &str, id: &str) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in tenant.bytes().chain([0]).chain(id.bytes()) {
