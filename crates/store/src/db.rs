@@ -225,9 +225,12 @@ async fn write_pg<O: Operation>(
     loop {
         attempt += 1;
         let mut conn = pool.get().await.map_err(unavailable)?;
-        let result = conn
-            .transaction(async |conn| op.run(&mut Db::Pg(conn)).await)
-            .await;
+        let result = if op.needs_transaction() {
+            conn.transaction(async |conn| op.run(&mut Db::Pg(conn)).await)
+                .await
+        } else {
+            op.run(&mut Db::Pg(&mut conn)).await
+        };
         match result {
             Ok(output) => return Ok(output),
             Err(TxError::Rule(error)) => return Err(error),
@@ -247,6 +250,14 @@ pub(crate) trait Operation: Sync {
         &'a self,
         db: &'a mut Db<'_>,
     ) -> impl Future<Output = Result<Self::Output, TxError>> + Send + 'a;
+
+    /// Whether a write must run in a transaction. An operation whose only change is one
+    /// statement (atomic by itself), and whose reads a concurrent write can only invalidate by
+    /// making that statement fail with a retryable error, runs without one on PostgreSQL:
+    /// no BEGIN and COMMIT round trips. (SQLite writes always share a group transaction.)
+    fn needs_transaction(&self) -> bool {
+        true
+    }
 }
 
 const MAX_ATTEMPTS: u32 = 6;

@@ -250,6 +250,15 @@ impl Operation for TrackMany {
     /// One outcome per event, in order.
     type Output = Vec<Result<EventOutcome, StoreError>>;
 
+    /// Reads, then one INSERT of every new event: atomic on its own. A concurrent event with
+    /// the same messageId makes it fail on the unique index (retried, and the retry answers
+    /// `duplicate`); a concurrent deletion of the instance makes it fail on the foreign key
+    /// (retried, and the retry throws the event out). More rows than one statement inserts
+    /// need a transaction.
+    fn needs_transaction(&self) -> bool {
+        self.items.len() > crate::queries::INSERT_CHUNK
+    }
+
     async fn run(&self, db: &mut Db<'_>) -> Result<Self::Output, TxError> {
         let tenant = self.tenant.as_str();
         let message_ids: BTreeSet<&String> = self

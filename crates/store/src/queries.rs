@@ -170,7 +170,7 @@ const SQLITE_IN_LIST: usize = 10_000;
 
 /// The most rows of one multi-row INSERT of events: 8 values a row stay far below the bound-value
 /// limits of both backends (65535 on PostgreSQL, 32766 on SQLite).
-const INSERT_CHUNK: usize = 1_000;
+pub(crate) const INSERT_CHUNK: usize = 1_000;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = tenants)]
@@ -518,24 +518,49 @@ impl Db<'_> {
             .map(|_| ())
     }
 
-    /// Inserts events: one multi-row INSERT per [`INSERT_CHUNK`] rows, none for no rows.
-    /// diesel builds a multi-row INSERT for SQLite only on its synchronous connection, so on
-    /// SQLite the statement runs there, on the connection's own thread.
+    /// Inserts events: one statement per [`INSERT_CHUNK`] rows, none for no rows. On
+    /// PostgreSQL the rows travel as one array per column through `unnest`, so the statement
+    /// text is the same for any number of rows and stays prepared. diesel builds a multi-row
+    /// INSERT for SQLite only on its synchronous connection, so there the statement runs on
+    /// the connection's own thread.
     pub async fn insert_events(&mut self, rows: &[EventRow]) -> QueryResult<()> {
-        macro_rules! insert {
-            ($rows:expr) => {
-                diesel::insert_into(events::table).values($rows)
-            };
-        }
+        use diesel::sql_types::{Array, BigInt, Nullable, Text};
         for chunk in rows.chunks(INSERT_CHUNK) {
             match self {
                 Db::Pg(conn) => {
-                    insert!(chunk).execute(*conn).await?;
+                    let column = |field: fn(&EventRow) -> &String| -> Vec<&str> {
+                        chunk.iter().map(|row| field(row).as_str()).collect()
+                    };
+                    let times = |field: fn(&EventRow) -> i64| -> Vec<i64> {
+                        chunk.iter().map(field).collect()
+                    };
+                    diesel::sql_query(
+                        "INSERT INTO events (tenant_id, id, instance_id, name, properties, \
+                         occurred_at, received_at, message_id) \
+                         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+                         $5::text[], $6::bigint[], $7::bigint[], $8::text[])",
+                    )
+                    .bind::<Array<Text>, _>(column(|row| &row.tenant_id))
+                    .bind::<Array<Text>, _>(column(|row| &row.id))
+                    .bind::<Array<Text>, _>(column(|row| &row.instance_id))
+                    .bind::<Array<Text>, _>(column(|row| &row.name))
+                    .bind::<Array<Text>, _>(column(|row| &row.properties))
+                    .bind::<Array<BigInt>, _>(times(|row| row.occurred_at))
+                    .bind::<Array<BigInt>, _>(times(|row| row.received_at))
+                    .bind::<Array<Nullable<Text>>, _>(
+                        chunk
+                            .iter()
+                            .map(|row| row.message_id.as_deref())
+                            .collect::<Vec<_>>(),
+                    )
+                    .execute(*conn)
+                    .await?;
                 }
                 Db::Sqlite(conn) => {
                     let chunk = chunk.to_vec();
                     conn.spawn_blocking(move |conn| {
-                        diesel::RunQueryDsl::execute(insert!(&chunk), conn)
+                        let insert = diesel::insert_into(events::table).values(&chunk);
+                        diesel::RunQueryDsl::execute(insert, conn)
                     })
                     .await?;
                 }
