@@ -210,18 +210,34 @@ impl Db<'_> {
     }
 
     /// The instance `id` (on PostgreSQL locked until the end of the transaction), all its ids
-    /// and the number of its pending links, in one round trip on PostgreSQL.
+    /// and the number of its pending links: in one round trip on PostgreSQL, in one call to
+    /// the connection's thread on SQLite.
     pub async fn instance_state(
         &mut self,
         tenant: &str,
         id: &str,
     ) -> QueryResult<(Option<InstanceRow>, Vec<IdRow>, i64)> {
-        let owners = [id];
-        let Db::Pg(connection) = self else {
-            let instance = self.instance(tenant, id, false).await?;
-            let ids = self.ids_of(tenant, &[id.to_owned()]).await?;
-            return Ok((instance, ids, self.count_pending(tenant, id).await?));
+        let connection = match self {
+            Db::Pg(connection) => connection,
+            Db::Sqlite(connection) => {
+                let (tenant, id) = (tenant.to_owned(), id.to_owned());
+                return connection
+                    .spawn_blocking(move |conn| {
+                        let owners = [id.as_str()];
+                        Ok((
+                            diesel::RunQueryDsl::first(instance_query!(&tenant, &id), conn)
+                                .optional()?,
+                            diesel::RunQueryDsl::load(ids_of_query!(&tenant, &owners), conn)?,
+                            diesel::RunQueryDsl::get_result(
+                                count_pending_query!(&tenant, &id),
+                                conn,
+                            )?,
+                        ))
+                    })
+                    .await;
+            }
         };
+        let owners = [id];
         pipelined!(&**connection, conn =>
             instance_query!(tenant, id)
                 .for_no_key_update()
@@ -322,16 +338,27 @@ impl Db<'_> {
         })
     }
 
-    pub async fn insert_instance(&mut self, row: &InstanceRow) -> QueryResult<()> {
-        on_db!(self, conn => diesel::insert_into(instances::table).values(row).execute(conn).await)
-            .map(|_| ())
-    }
-
-    /// Creates an instance with its ids; one round trip on PostgreSQL.
+    /// Creates an instance with its ids: one round trip on PostgreSQL, one call to the
+    /// connection's thread on SQLite.
     pub async fn create_instance(&mut self, row: &InstanceRow, ids: &[IdRow]) -> QueryResult<()> {
-        let Db::Pg(connection) = self else {
-            self.insert_instance(row).await?;
-            return self.insert_ids(ids).await;
+        let connection = match self {
+            Db::Pg(connection) => connection,
+            Db::Sqlite(connection) => {
+                let (row, ids) = (row.clone(), ids.to_vec());
+                return connection
+                    .spawn_blocking(move |conn| {
+                        diesel::RunQueryDsl::execute(
+                            diesel::insert_into(instances::table).values(&row),
+                            conn,
+                        )?;
+                        diesel::RunQueryDsl::execute(
+                            diesel::insert_into(instance_ids::table).values(&ids),
+                            conn,
+                        )?;
+                        Ok(())
+                    })
+                    .await;
+            }
         };
         pipelined!(&**connection, conn =>
             diesel::insert_into(instances::table).values(row).execute(conn).await,
@@ -340,19 +367,28 @@ impl Db<'_> {
         Ok(())
     }
 
-    pub async fn update_instance(&mut self, row: &InstanceRow) -> QueryResult<()> {
-        on_db!(self, conn => update_instance_statement!(row).execute(conn).await).map(|_| ())
-    }
-
-    /// Stores an updated instance and records an event on it; one round trip on PostgreSQL.
+    /// Stores an updated instance and records an event on it: one round trip on PostgreSQL, one
+    /// call to the connection's thread on SQLite.
     pub async fn update_and_record(
         &mut self,
         row: &InstanceRow,
         event: &EventRow,
     ) -> QueryResult<()> {
-        let Db::Pg(connection) = self else {
-            self.update_instance(row).await?;
-            return self.insert_event(event).await;
+        let connection = match self {
+            Db::Pg(connection) => connection,
+            Db::Sqlite(connection) => {
+                let (row, event) = (row.clone(), event.clone());
+                return connection
+                    .spawn_blocking(move |conn| {
+                        diesel::RunQueryDsl::execute(update_instance_statement!(row), conn)?;
+                        diesel::RunQueryDsl::execute(
+                            diesel::insert_into(events::table).values(&event),
+                            conn,
+                        )?;
+                        Ok(())
+                    })
+                    .await;
+            }
         };
         pipelined!(&**connection, conn =>
             update_instance_statement!(row).execute(conn).await,
@@ -424,10 +460,6 @@ impl Db<'_> {
                 .load(conn)
                 .await
         })
-    }
-
-    pub async fn count_pending(&mut self, tenant: &str, owner: &str) -> QueryResult<i64> {
-        on_db!(self, conn => count_pending_query!(tenant, owner).get_result(conn).await)
     }
 
     /// Keeps pending links; returns how many were new.

@@ -41,6 +41,9 @@ const QUEUE: usize = 1024;
 const SAVEPOINT: &str = "SAVEPOINT functionary_write";
 const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO functionary_write";
 const RELEASE_SAVEPOINT: &str = "RELEASE functionary_write";
+/// Ends one write's savepoint and opens the next one's in a single call to the connection's
+/// thread: a write of a group costs one such call beside its own statements.
+const RELEASE_AND_OPEN_SAVEPOINT: &str = "RELEASE functionary_write; SAVEPOINT functionary_write";
 
 type WeakPool<C> = deadpool::managed::WeakPool<AsyncDieselConnectionManager<C>>;
 type SqliteTransactions = <SqliteConn as AsyncConnection>::TransactionManager;
@@ -180,8 +183,15 @@ async fn transaction(conn: &mut SqliteConn, group: &mut [Box<dyn Job>]) -> Resul
     })
     .await?;
     let applied = async {
-        for job in group.iter_mut() {
-            apply(conn, job.as_mut()).await?;
+        SimpleAsyncConnection::batch_execute(conn, SAVEPOINT).await?;
+        let last = group.len().saturating_sub(1);
+        for (index, job) in group.iter_mut().enumerate() {
+            let then = if index == last {
+                RELEASE_SAVEPOINT
+            } else {
+                RELEASE_AND_OPEN_SAVEPOINT
+            };
+            apply(conn, job.as_mut(), then).await?;
         }
         Ok(())
     }
@@ -197,11 +207,11 @@ async fn transaction(conn: &mut SqliteConn, group: &mut [Box<dyn Job>]) -> Resul
     }
 }
 
-/// Runs one write in a savepoint of its own, rerunning it on a retryable error; a write that
-/// fails is rolled back to its savepoint and keeps its error. `Err`: a savepoint statement
-/// failed, so the group's transaction can not be trusted any more.
-async fn apply(conn: &mut SqliteConn, job: &mut dyn Job) -> Result<(), DieselError> {
-    SimpleAsyncConnection::batch_execute(conn, SAVEPOINT).await?;
+/// Runs one write in the savepoint opened for it, rerunning it on a retryable error; a write
+/// that fails is rolled back to its savepoint and keeps its error. `then` releases the savepoint
+/// (and opens the next write's). `Err`: a savepoint statement failed, so the group's transaction
+/// can not be trusted any more.
+async fn apply(conn: &mut SqliteConn, job: &mut dyn Job, then: &str) -> Result<(), DieselError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -225,7 +235,7 @@ async fn apply(conn: &mut SqliteConn, job: &mut dyn Job) -> Result<(), DieselErr
         }
         break;
     }
-    SimpleAsyncConnection::batch_execute(conn, RELEASE_SAVEPOINT).await
+    SimpleAsyncConnection::batch_execute(conn, then).await
 }
 
 #[cfg(test)]
