@@ -195,12 +195,10 @@ impl Db<'_> {
         model: &str,
     ) -> QueryResult<Vec<IdRow>> {
         let keys = lock_keys(tenant, touched);
-        let Db::Pg(connection) = self else {
-            return self.holders_of(tenant, ids, &[model]).await;
+        let connection = match self {
+            Db::Pg(connection) if !keys.is_empty() => connection,
+            _ => return self.holders_of(tenant, ids, &[model]).await,
         };
-        if keys.is_empty() {
-            return self.holders_of(tenant, ids, &[model]).await;
-        }
         let models = [model];
         let (_, found) = pipelined!(&**connection, conn =>
             lock_keys_statement!(&keys).execute(conn).await,
