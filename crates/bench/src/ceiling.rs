@@ -355,6 +355,66 @@ const IDENTIFY_EVENT: &str = "onFunctionaryIdentify";
 const EVENT: &str = "api_call";
 const EVENT_PROPERTIES: &str = r#"{"endpoint":"/v1/things","status":200}"#;
 
+/// The ceiling's statements with their binds, written once for both backends (only the call
+/// that runs them differs: awaited on PostgreSQL, synchronous on SQLite's thread).
+macro_rules! insert_instance {
+    ($tenant:expr, $instance:expr, $properties:expr, $clock:expr, $now:expr) => {
+        diesel::sql_query(INSERT_INSTANCE)
+            .bind::<Text, _>($tenant)
+            .bind::<Text, _>($instance)
+            .bind::<Text, _>(MODEL)
+            .bind::<Text, _>($properties)
+            .bind::<Text, _>($clock)
+            .bind::<BigInt, _>($now)
+    };
+}
+macro_rules! insert_ids {
+    ($tenant:expr, $ids:expr, $instance:expr) => {
+        diesel::sql_query(INSERT_IDS)
+            .bind::<Text, _>($tenant)
+            .bind::<Text, _>(MODEL)
+            .bind::<Text, _>(&$ids[0])
+            .bind::<Text, _>($instance)
+            .bind::<Text, _>(&$ids[1])
+    };
+}
+macro_rules! instance_row {
+    ($sql:expr, $tenant:expr, $instance:expr) => {
+        diesel::sql_query($sql)
+            .bind::<Text, _>($tenant)
+            .bind::<Text, _>($instance)
+    };
+}
+macro_rules! update_instance {
+    ($tenant:expr, $instance:expr, $properties:expr, $clock:expr, $now:expr) => {
+        diesel::sql_query(UPDATE_INSTANCE)
+            .bind::<Text, _>($properties)
+            .bind::<Text, _>($clock)
+            .bind::<BigInt, _>($now)
+            .bind::<Text, _>($tenant)
+            .bind::<Text, _>($instance)
+    };
+}
+macro_rules! holder {
+    ($tenant:expr, $id:expr) => {
+        diesel::sql_query(HOLDER)
+            .bind::<Text, _>($tenant)
+            .bind::<Text, _>(MODEL)
+            .bind::<Text, _>($id)
+    };
+}
+macro_rules! insert_event {
+    ($tenant:expr, $instance:expr, $name:expr, $properties:expr, $now:expr) => {
+        diesel::sql_query(INSERT_EVENT)
+            .bind::<Text, _>($tenant)
+            .bind::<Text, _>(new_id())
+            .bind::<Text, _>($instance)
+            .bind::<Text, _>($name)
+            .bind::<Text, _>($properties)
+            .bind::<BigInt, _>($now)
+    };
+}
+
 mod pg {
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
@@ -381,23 +441,10 @@ mod pg {
                     }
                     let (instance, now, properties) = (new_id(), now_micros(), sent(plan, seats));
                     let clock = json!({"plan": now, "seats": now}).to_string();
-                    diesel::sql_query(INSERT_INSTANCE)
-                        .bind::<Text, _>(tenant)
-                        .bind::<Text, _>(&instance)
-                        .bind::<Text, _>(MODEL)
-                        .bind::<Text, _>(&properties)
-                        .bind::<Text, _>(&clock)
-                        .bind::<BigInt, _>(now)
+                    insert_instance!(tenant, &instance, &properties, &clock, now)
                         .execute(conn)
                         .await?;
-                    diesel::sql_query(INSERT_IDS)
-                        .bind::<Text, _>(tenant)
-                        .bind::<Text, _>(MODEL)
-                        .bind::<Text, _>(&ids[0])
-                        .bind::<Text, _>(&instance)
-                        .bind::<Text, _>(&ids[1])
-                        .execute(conn)
-                        .await?;
+                    insert_ids!(tenant, ids, &instance).execute(conn).await?;
                     insert_event(conn, tenant, &instance, IDENTIFY_EVENT, &properties, now).await?;
                     Ok(Acked {
                         units: 1,
@@ -410,19 +457,12 @@ mod pg {
             Write::IdentifyExisting { ids, plan, seats } => {
                 conn.transaction(async |conn| {
                     let instance = one_instance(&holders(conn, ids).await?)?;
-                    let stored: Stored = diesel::sql_query(LOCK_INSTANCE_PG)
-                        .bind::<Text, _>(tenant)
-                        .bind::<Text, _>(&instance)
+                    let stored: Stored = instance_row!(LOCK_INSTANCE_PG, tenant, &instance)
                         .get_result(conn)
                         .await?;
                     let now = now_micros();
                     let (properties, clock) = merged(&stored, plan, seats, now);
-                    diesel::sql_query(UPDATE_INSTANCE)
-                        .bind::<Text, _>(&properties)
-                        .bind::<Text, _>(&clock)
-                        .bind::<BigInt, _>(now)
-                        .bind::<Text, _>(tenant)
-                        .bind::<Text, _>(&instance)
+                    update_instance!(tenant, &instance, &properties, &clock, now)
                         .execute(conn)
                         .await?;
                     let sent = sent(plan, seats);
@@ -436,12 +476,7 @@ mod pg {
                 .await
             }
             Write::Event { id } => {
-                let held: Vec<Holder> = diesel::sql_query(HOLDER)
-                    .bind::<Text, _>(tenant)
-                    .bind::<Text, _>(MODEL)
-                    .bind::<Text, _>(&id)
-                    .load(conn)
-                    .await?;
+                let held: Vec<Holder> = holder!(tenant, &id).load(conn).await?;
                 let instance = one_instance(&held)?;
                 insert_event(
                     conn,
@@ -503,13 +538,7 @@ mod pg {
         properties: &str,
         now: i64,
     ) -> Result<usize> {
-        diesel::sql_query(INSERT_EVENT)
-            .bind::<Text, _>(tenant)
-            .bind::<Text, _>(new_id())
-            .bind::<Text, _>(instance)
-            .bind::<Text, _>(name)
-            .bind::<Text, _>(properties)
-            .bind::<BigInt, _>(now)
+        insert_event!(tenant, instance, name, properties, now)
             .execute(conn)
             .await
     }
@@ -524,13 +553,7 @@ mod sqlite {
         let holders = |conn: &mut SqliteConnection, ids: &[String]| -> Result<Vec<Holder>> {
             let mut found = Vec::new();
             for id in ids {
-                found.extend(
-                    diesel::sql_query(HOLDER)
-                        .bind::<Text, _>(tenant)
-                        .bind::<Text, _>(MODEL)
-                        .bind::<Text, _>(id)
-                        .load::<Holder>(conn)?,
-                );
+                found.extend(holder!(tenant, id).load::<Holder>(conn)?);
             }
             Ok(found)
         };
@@ -541,21 +564,8 @@ mod sqlite {
                 }
                 let (instance, now, properties) = (new_id(), now_micros(), sent(plan, seats));
                 let clock = json!({"plan": now, "seats": now}).to_string();
-                diesel::sql_query(INSERT_INSTANCE)
-                    .bind::<Text, _>(tenant)
-                    .bind::<Text, _>(&instance)
-                    .bind::<Text, _>(MODEL)
-                    .bind::<Text, _>(&properties)
-                    .bind::<Text, _>(&clock)
-                    .bind::<BigInt, _>(now)
-                    .execute(conn)?;
-                diesel::sql_query(INSERT_IDS)
-                    .bind::<Text, _>(tenant)
-                    .bind::<Text, _>(MODEL)
-                    .bind::<Text, _>(&ids[0])
-                    .bind::<Text, _>(&instance)
-                    .bind::<Text, _>(&ids[1])
-                    .execute(conn)?;
+                insert_instance!(tenant, &instance, &properties, &clock, now).execute(conn)?;
+                insert_ids!(tenant, ids, &instance).execute(conn)?;
                 insert_event(conn, tenant, &instance, IDENTIFY_EVENT, &properties, now)?;
                 Ok(Acked {
                     units: 1,
@@ -565,19 +575,11 @@ mod sqlite {
             }),
             Write::IdentifyExisting { ids, plan, seats } => conn.immediate_transaction(|conn| {
                 let instance = one_instance(&holders(conn, &ids)?)?;
-                let stored: Stored = diesel::sql_query(READ_INSTANCE)
-                    .bind::<Text, _>(tenant)
-                    .bind::<Text, _>(&instance)
-                    .get_result(conn)?;
+                let stored: Stored =
+                    instance_row!(READ_INSTANCE, tenant, &instance).get_result(conn)?;
                 let now = now_micros();
                 let (properties, clock) = merged(&stored, plan, seats, now);
-                diesel::sql_query(UPDATE_INSTANCE)
-                    .bind::<Text, _>(&properties)
-                    .bind::<Text, _>(&clock)
-                    .bind::<BigInt, _>(now)
-                    .bind::<Text, _>(tenant)
-                    .bind::<Text, _>(&instance)
-                    .execute(conn)?;
+                update_instance!(tenant, &instance, &properties, &clock, now).execute(conn)?;
                 insert_event(
                     conn,
                     tenant,
@@ -632,13 +634,6 @@ mod sqlite {
         properties: &str,
         now: i64,
     ) -> Result<usize> {
-        diesel::sql_query(INSERT_EVENT)
-            .bind::<Text, _>(tenant)
-            .bind::<Text, _>(new_id())
-            .bind::<Text, _>(instance)
-            .bind::<Text, _>(name)
-            .bind::<Text, _>(properties)
-            .bind::<BigInt, _>(now)
-            .execute(conn)
+        insert_event!(tenant, instance, name, properties, now).execute(conn)
     }
 }
