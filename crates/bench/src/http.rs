@@ -10,6 +10,7 @@ use functionary_api::auth::Keys;
 use functionary_store::{SqliteSynchronous, Store, StoreOptions};
 use serde_json::{Value, json};
 
+use crate::allocations::Counting;
 use crate::load::Acked;
 use crate::workload::{self, MODEL, Write};
 
@@ -40,6 +41,7 @@ impl Server {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("server")
+            .on_thread_start(Counting::mark_server_thread)
             .enable_all()
             .build()?;
         let options = StoreOptions {

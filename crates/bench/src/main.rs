@@ -8,6 +8,7 @@
 
 #![expect(clippy::print_stdout, reason = "a bench binary reports on stdout")]
 
+mod allocations;
 mod ceiling;
 mod http;
 mod load;
@@ -23,6 +24,7 @@ use functionary_api::auth::Keys;
 use functionary_store::SqliteSynchronous;
 use serde::Serialize;
 
+use crate::allocations::Counting;
 use crate::ceiling::Ceiling;
 use crate::http::{Server, Tenant};
 use crate::load::{Caller, Measured};
@@ -107,6 +109,10 @@ struct Figures {
     p999_ms: f64,
     errors: u64,
     first_error: Option<String>,
+    /// Allocations on the server's threads per call (server only), over
+    /// [`ALLOCATION_CALLS`] calls made one after the other.
+    allocations_per_call: Option<f64>,
+    allocated_bytes_per_call: Option<f64>,
     /// Whether every acknowledged write is stored (and nothing else).
     stored_as_acknowledged: bool,
     check: String,
@@ -303,6 +309,9 @@ fn max_clients(args: &Args) -> usize {
     args.clients.iter().copied().max().unwrap_or(1)
 }
 
+/// Calls made one after the other to count the server's allocations per call.
+const ALLOCATION_CALLS: u64 = 100;
+
 #[derive(Debug, Clone, Copy)]
 enum Target {
     Server,
@@ -346,10 +355,40 @@ impl Measurement<'_> {
         } else {
             None
         };
+        *run_no += 1;
+        let mut allocations = None;
+        if let Target::Server = target {
+            let caller = self.caller(target, *run_no);
+            let (outcomes, allocated) = Counting::measure(async {
+                let mut outcomes = Vec::with_capacity(ALLOCATION_CALLS as usize);
+                for seq in 0..ALLOCATION_CALLS {
+                    outcomes.push(caller(0, seq).await);
+                }
+                outcomes
+            })
+            .await;
+            allocations = Some((allocated, outcomes));
+        }
         let after = self.ceiling.counts(self.tenant_id).await?;
         let mut acked = throughput.acked;
         let mut errors = throughput.errors;
         let mut first_error = throughput.first_error.clone();
+        let per_call = |total: u64| Some(total as f64 / ALLOCATION_CALLS as f64);
+        let (allocations_per_call, allocated_bytes_per_call) = match allocations {
+            Some((allocated, outcomes)) => {
+                for outcome in outcomes {
+                    match outcome {
+                        Ok(call) => acked += call,
+                        Err(error) => {
+                            errors += 1;
+                            first_error.get_or_insert(error);
+                        }
+                    }
+                }
+                (per_call(allocated.count), per_call(allocated.bytes))
+            }
+            None => (None, None),
+        };
         if let Some(latency) = &latency {
             acked += latency.acked;
             errors += latency.errors;
@@ -375,6 +414,8 @@ impl Measurement<'_> {
             p999_ms: shown.millis(0.999),
             errors,
             first_error,
+            allocations_per_call,
+            allocated_bytes_per_call,
             stored_as_acknowledged,
             check,
         })
@@ -501,7 +542,7 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-const HEADER: &str = "backend  store      scenario           clients |   server/s  ceiling/s  ratio | server p50/p99/p99.9 ms (at /s)     | ceiling p50/p99/p99.9 ms (at /s)    | check";
+const HEADER: &str = "backend  store      scenario           clients |   server/s  ceiling/s  ratio | server p50/p99/p99.9 ms (at /s)     | ceiling p50/p99/p99.9 ms (at /s)    | allocs/call | check";
 
 fn print_row(row: &Row) {
     let latency = |figures: &Figures| {
@@ -521,7 +562,7 @@ fn print_row(row: &Row) {
         )
     };
     println!(
-        "{:<8} {:<10} {:<18} {:>7} | {:>10.0} {:>10.0} {:>5.0}% | {:<35} | {:<35} | {}",
+        "{:<8} {:<10} {:<18} {:>7} | {:>10.0} {:>10.0} {:>5.0}% | {:<35} | {:<35} | {:>11.0} | {}",
         format!("{:?}", row.backend).to_lowercase(),
         format!("{:?}", row.store).to_lowercase(),
         row.scenario.name(),
@@ -531,6 +572,7 @@ fn print_row(row: &Row) {
         row.ratio * 100.0,
         latency(&row.server),
         latency(&row.ceiling),
+        row.server.allocations_per_call.unwrap_or(0.0),
         check,
     );
 }
