@@ -14,13 +14,15 @@
 use functionary_store::StoreError;
 use poem::http::StatusCode;
 use poem_openapi::Object;
+use serde::Serialize;
 
 /// Seconds a client should wait before retrying after a 503.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 /// The error envelope every failure answers with.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     /// The HTTP status, repeated for clients that only see the body.
     pub status_code: u16,
@@ -28,8 +30,9 @@ pub struct ErrorBody {
 }
 
 /// What went wrong.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorInfo {
     /// Stable snake_case identifier, e.g. `ids_conflict`, `invalid_properties`.
     pub code: String,
@@ -42,23 +45,29 @@ pub struct ErrorInfo {
 }
 
 /// One problem of a request.
-#[derive(Debug, Clone, Default, Object)]
+#[derive(Debug, Clone, Default, Object, Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorDetail {
     /// JSON pointer into the request body (or the config document, for config errors).
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
     /// Line in the uploaded config (1-based), for config errors.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
     /// Column in the uploaded config (1-based), for config errors.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<u64>,
     /// An id of the request, for conflicts.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// The instance that holds `id`, for conflicts.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
     pub message: String,
 }

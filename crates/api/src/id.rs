@@ -20,7 +20,8 @@ pub const ID_INTEGER_MAX: f64 = u64::MAX as f64;
 
 /// An id of an instance: a non-empty string (at most 255 characters) or an integer (64 bits,
 /// signed or unsigned). The integer `10` and the string `"10"` are the same id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Id(pub Value);
 
 impl Type for Id {

@@ -9,7 +9,6 @@ use functionary_store::{
 };
 use poem::web::Data;
 use poem_openapi::OpenApi;
-use poem_openapi::payload::Json;
 use serde_json::Value;
 
 use crate::Tags;
@@ -20,6 +19,7 @@ use crate::objects::{
     BatchItem, BatchItemResult, BatchRequest, BatchResult, EventRequest, EventResult,
     IdentifyRequest, IdentifyResult,
 };
+use crate::payload::Json;
 use crate::security::{Principal, TenantKey};
 use crate::state::AppState;
 use crate::strict::NoNullFields;

@@ -14,6 +14,7 @@ mod instances;
 pub mod limits;
 pub mod metrics;
 mod objects;
+mod payload;
 mod security;
 mod server;
 mod state;

@@ -6,49 +6,53 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{Object, Union};
 use serde_json::Value;
 
+use serde::Serialize;
+
 use crate::error::ErrorBody;
 use crate::id::Id;
-use crate::strict::{Text, refuse_null_fields};
+use crate::payload::{FastParse, request_object, without_type};
+use crate::strict::{NoNullFields, Text, refuse_null_fields};
 
 /// A properties object: any JSON object.
 pub type Properties = BTreeMap<String, Value>;
 
-/// Create or update an instance of a model, and link it to parents and children.
-#[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IdentifyRequest {
-    /// A model declared in the tenant's config, e.g. `customer`.
-    #[oai(validator(min_length = 1, max_length = 64))]
-    pub model: Text,
-    /// The ids of the instance (1–100). Ids already held by an instance of this model select it;
-    /// the others are added to it. Ids of two different instances are a 409.
-    #[oai(validator(min_items = 1, max_items = 100))]
-    pub ids: Vec<Id>,
-    /// Human-readable name; overwritten when sent (last write wins by `timestamp`).
-    #[oai(validator(max_length = 255))]
-    pub display_name: Option<Text>,
-    /// Merged into the stored properties key by key (last write wins per key by `timestamp`);
-    /// a key sent as `null` is removed. The merged object must match the model's schema.
-    pub properties: Option<Properties>,
-    /// Ids of this instance's children; an id nobody holds yet is linked when it appears.
-    #[oai(validator(max_items = 100))]
-    pub child_ids: Option<Vec<Id>>,
-    /// The model the child ids belong to; default: the first model, in config order, holding the id.
-    #[oai(validator(min_length = 1, max_length = 64))]
-    pub child_model: Option<Text>,
-    /// Ids of this instance's parents; an id nobody holds yet is linked when it appears.
-    #[oai(validator(max_items = 100))]
-    pub parent_ids: Option<Vec<Id>>,
-    /// The model the parent ids belong to; default: the first model, in config order, holding the id.
-    #[oai(validator(min_length = 1, max_length = 64))]
-    pub parent_model: Option<Text>,
-    /// When the client observed these values (RFC 3339); default: when the call was received.
-    pub timestamp: Option<DateTime<Utc>>,
+request_object! {
+    /// Create or update an instance of a model, and link it to parents and children.
+    pub struct IdentifyRequest {
+        /// A model declared in the tenant's config, e.g. `customer`.
+        #[limits(min_length = 1, max_length = 64)]
+        pub model: Text,
+        /// The ids of the instance (1–100). Ids already held by an instance of this model select it;
+        /// the others are added to it. Ids of two different instances are a 409.
+        #[limits(min_items = 1, max_items = 100)]
+        pub ids: Vec<Id>,
+        /// Human-readable name; overwritten when sent (last write wins by `timestamp`).
+        #[limits(max_length = 255)]
+        pub display_name: Option<Text>,
+        /// Merged into the stored properties key by key (last write wins per key by `timestamp`);
+        /// a key sent as `null` is removed. The merged object must match the model's schema.
+        pub properties: Option<Properties>,
+        /// Ids of this instance's children; an id nobody holds yet is linked when it appears.
+        #[limits(max_items = 100)]
+        pub child_ids: Option<Vec<Id>>,
+        /// The model the child ids belong to; default: the first model, in config order, holding the id.
+        #[limits(min_length = 1, max_length = 64)]
+        pub child_model: Option<Text>,
+        /// Ids of this instance's parents; an id nobody holds yet is linked when it appears.
+        #[limits(max_items = 100)]
+        pub parent_ids: Option<Vec<Id>>,
+        /// The model the parent ids belong to; default: the first model, in config order, holding the id.
+        #[limits(min_length = 1, max_length = 64)]
+        pub parent_model: Option<Text>,
+        /// When the client observed these values (RFC 3339); default: when the call was received.
+        pub timestamp: Option<DateTime<Utc>>,
+    }
 }
 
 /// What an identify did.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct IdentifyResult {
     pub status_code: u16,
     /// The instance's opaque id.
@@ -62,48 +66,53 @@ pub struct IdentifyResult {
     pub pending: u64,
 }
 
-/// Record an event that happened to an identified instance.
-#[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EventRequest {
-    /// The event name (1–255 characters). Give `name` or `event`, not both.
-    #[oai(validator(min_length = 1, max_length = 255))]
-    pub name: Option<Text>,
-    /// Alias of `name`.
-    #[oai(validator(min_length = 1, max_length = 255))]
-    pub event: Option<Text>,
-    /// Ids of the instance the event happened to (1–100).
-    #[oai(validator(min_items = 1, max_items = 100))]
-    pub ids: Vec<Id>,
-    /// Restricts the lookup to this model; default: models in config order, first match wins.
-    #[oai(validator(min_length = 1, max_length = 64))]
-    pub model: Option<Text>,
-    /// Checked against the event's schema when the config declares the event.
-    pub properties: Option<Properties>,
-    /// When it happened (RFC 3339); default: when the call was received.
-    pub timestamp: Option<DateTime<Utc>>,
-    /// Idempotency key: an event with a messageId already seen in this tenant is not stored
-    /// again and answers `duplicate: true` with the first event's id.
-    #[oai(validator(min_length = 1, max_length = 255))]
-    pub message_id: Option<Text>,
+request_object! {
+    /// Record an event that happened to an identified instance.
+    pub struct EventRequest {
+        /// The event name (1–255 characters). Give `name` or `event`, not both.
+        #[limits(min_length = 1, max_length = 255)]
+        pub name: Option<Text>,
+        /// Alias of `name`.
+        #[limits(min_length = 1, max_length = 255)]
+        pub event: Option<Text>,
+        /// Ids of the instance the event happened to (1–100).
+        #[limits(min_items = 1, max_items = 100)]
+        pub ids: Vec<Id>,
+        /// Restricts the lookup to this model; default: models in config order, first match wins.
+        #[limits(min_length = 1, max_length = 64)]
+        pub model: Option<Text>,
+        /// Checked against the event's schema when the config declares the event.
+        pub properties: Option<Properties>,
+        /// When it happened (RFC 3339); default: when the call was received.
+        pub timestamp: Option<DateTime<Utc>>,
+        /// Idempotency key: an event with a messageId already seen in this tenant is not stored
+        /// again and answers `duplicate: true` with the first event's id.
+        #[limits(min_length = 1, max_length = 255)]
+        pub message_id: Option<Text>,
+    }
 }
 
 /// What an event call did.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct EventResult {
     pub status_code: u16,
     /// False when no instance holds the ids: the event was thrown out.
     pub accepted: bool,
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
     /// True when an event with the same messageId was stored before.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
     /// Why the event was not accepted, e.g. `unknown_instance`.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
@@ -112,7 +121,7 @@ pub struct EventResult {
 /// Parsed by hand: poem-openapi's `Union` hands the whole object, `type` included, to the
 /// variant, whose `deny_unknown_fields` then refuses `type`. The spec still comes from the
 /// derived [`BatchItemSchema`]; `openapi_json` flattens its variants into closed objects.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BatchItem {
     Identify(IdentifyRequest),
     Event(EventRequest),
@@ -198,24 +207,80 @@ impl poem_openapi::types::ToJSON for BatchItem {
     }
 }
 
-/// Up to 1000 identify and event calls, applied in order.
-#[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BatchRequest {
-    #[oai(validator(min_items = 1, max_items = 1000))]
-    pub batch: Vec<BatchItem>,
+request_object! {
+    /// Up to 1000 identify and event calls, applied in order.
+    pub struct BatchRequest {
+        #[limits(min_items = 1, max_items = 1000)]
+        pub batch: Vec<BatchItem>,
+    }
+}
+
+impl FastParse for NoNullFields<IdentifyRequest> {
+    fn fast_parse(body: &[u8]) -> Option<Self> {
+        let request: IdentifyRequest = serde_json::from_slice(body).ok()?;
+        request.within_limits().then_some(Self(request))
+    }
+}
+
+impl FastParse for NoNullFields<EventRequest> {
+    fn fast_parse(body: &[u8]) -> Option<Self> {
+        let request: EventRequest = serde_json::from_slice(body).ok()?;
+        request.within_limits().then_some(Self(request))
+    }
+}
+
+impl FastParse for NoNullFields<BatchRequest> {
+    fn fast_parse(body: &[u8]) -> Option<Self> {
+        let request: BatchRequest = serde_json::from_slice(body).ok()?;
+        request.within_limits().then_some(Self(request))
+    }
+}
+
+/// A batch item on the fast reader: read from its own text, straight into the request its
+/// `type` names; an item that does not read so is read from a `Value` by
+/// [`BatchItem::parse_from_json`], which says what is wrong with it.
+impl<'de> serde::Deserialize<'de> for BatchItem {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Kind<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Option<&'a str>,
+        }
+        let item: &'de serde_json::value::RawValue = serde::Deserialize::deserialize(deserializer)?;
+        let json = item.get();
+        let fast = match serde_json::from_str::<Kind<'_>>(json)
+            .ok()
+            .and_then(|kind| kind.kind)
+        {
+            Some("identify") => without_type::<IdentifyRequest>(json)
+                .filter(IdentifyRequest::within_limits)
+                .map(Self::Identify),
+            Some("event") => without_type::<EventRequest>(json)
+                .filter(EventRequest::within_limits)
+                .map(Self::Event),
+            _ => None,
+        };
+        Ok(fast.unwrap_or_else(|| {
+            let value = serde_json::from_str(json).ok();
+            poem_openapi::types::ParseFromJSON::parse_from_json(value).unwrap_or_else(
+                |error: poem_openapi::types::ParseError<Self>| Self::Invalid(error.into_message()),
+            )
+        }))
+    }
 }
 
 /// The answer to one batch item: what the single call would have answered.
-#[derive(Debug, Clone, Union)]
+#[derive(Debug, Clone, Union, Serialize)]
+#[serde(untagged)]
 pub enum BatchItemResult {
     Identify(IdentifyResult),
     Event(EventResult),
     Error(ErrorBody),
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct BatchResult {
     pub status_code: u16,
     /// One result per item, in order.

@@ -17,7 +17,8 @@ use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
 /// A JSON string of a request body.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Text(pub String);
 
 impl Deref for Text {
@@ -91,7 +92,7 @@ impl ToJSON for Text {
 }
 
 /// A request object whose top-level fields may be absent but never `null`; described as `T`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NoNullFields<T>(pub T);
 
 impl<T: Type> Type for NoNullFields<T> {
