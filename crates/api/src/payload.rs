@@ -164,15 +164,27 @@ pub fn field<'de, D: Deserializer<'de>, T: Field<'de>>(deserializer: D) -> Resul
     T::deserialize_field(deserializer)
 }
 
-/// Whether every element of `value` passes `validator`, as poem-openapi checks `minLength`,
-/// `maxLength` and `pattern` on a field.
-pub fn each_element<T: Type, V: Validator<T::RawElementValueType>>(
-    value: &T,
-    validator: &V,
-) -> bool {
-    value
-        .raw_element_iter()
-        .all(|element| validator.check(element))
+/// A string field, as `minLength` and `maxLength` see it: the text, when present.
+pub trait StringField {
+    fn text(&self) -> Option<&str>;
+}
+
+impl StringField for crate::strict::Text {
+    fn text(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl StringField for Option<crate::strict::Text> {
+    fn text(&self) -> Option<&str> {
+        self.as_deref()
+    }
+}
+
+/// Whether the string field `value`, when present, passes `validator`, as poem-openapi checks
+/// `minLength` and `maxLength` on a field (without boxing an iterator per check).
+pub fn text_within<'a, T: StringField, V: Validator<&'a str>>(value: &'a T, validator: &V) -> bool {
+    value.text().is_none_or(|text| validator.check(&text))
 }
 
 /// Whether `value`, when present, passes `validator`, as poem-openapi checks `minItems` and
@@ -184,10 +196,10 @@ pub fn whole<T: Type, V: Validator<T::RawValueType>>(value: &T, validator: &V) -
 /// One limit of a [`request_object!`] field, checked with the validator poem-openapi uses.
 macro_rules! limit {
     (min_length, $bound:literal, $value:expr) => {
-        $crate::payload::each_element($value, &poem_openapi::validation::MinLength::new($bound))
+        $crate::payload::text_within($value, &poem_openapi::validation::MinLength::new($bound))
     };
     (max_length, $bound:literal, $value:expr) => {
-        $crate::payload::each_element($value, &poem_openapi::validation::MaxLength::new($bound))
+        $crate::payload::text_within($value, &poem_openapi::validation::MaxLength::new($bound))
     };
     (min_items, $bound:literal, $value:expr) => {
         $crate::payload::whole($value, &poem_openapi::validation::MinItems::new($bound))

@@ -133,8 +133,18 @@ impl CompiledConfig {
 
     /// Whether `id` is a junk id (built-in list, the tenant's `settings.blockedIds`, or blank).
     pub fn is_blocked_id(&self, id: &str) -> bool {
-        let normalized = normalize_blocked(id);
-        normalized.is_empty() || self.blocked_ids.contains(&normalized)
+        let trimmed = id.trim();
+        // Most ids are lower case already: compared as they are, without a lowered copy.
+        let lowered = trimmed
+            .chars()
+            .flat_map(char::to_lowercase)
+            .eq(trimmed.chars());
+        trimmed.is_empty()
+            || if lowered {
+                self.blocked_ids.contains(trimmed)
+            } else {
+                self.blocked_ids.contains(&normalize_blocked(trimmed))
+            }
     }
 }
 

@@ -170,6 +170,10 @@ fn each_pattern_and_format(value: &Value, pointer: &str, visit: &mut dyn FnMut(&
 
 /// Every violation of `validator` by `instance`, each with its JSON pointer.
 pub(crate) fn violations(validator: &Validator, instance: &Value) -> Result<(), Vec<Violation>> {
+    // The common case first: `is_valid` stops at the first failure and collects nothing.
+    if validator.is_valid(instance) {
+        return Ok(());
+    }
     let found: Vec<Violation> = validator
         .iter_errors(instance)
         .map(|error| Violation {

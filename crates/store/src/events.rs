@@ -13,7 +13,7 @@ use crate::error::{Detail, StoreError, TxError};
 use crate::identify::ids_conflict;
 use crate::ids::{known_model, normalize_ids};
 use crate::properties;
-use crate::queries::{EventRow, IdRow};
+use crate::queries::{IdRow, NewEvent};
 use crate::{TenantId, new_id};
 
 /// Longest event name and messageId, in characters (what a JSON Schema `maxLength` counts).
@@ -172,54 +172,55 @@ impl Track {
         })
     }
 
-    /// The instance this event happened to, from `holders` (rows holding ids, by id; rows of
-    /// other ids and models may be among them): the first model searched, in order, that holds
-    /// any of the ids, when one instance of it holds them all; `None` when no searched model
-    /// holds any; 409 `ids_conflict` when the ids are in two instances of that model.
-    fn resolve<'r>(
-        &self,
-        holders: &HashMap<&str, Vec<&'r IdRow>>,
-    ) -> Result<Option<&'r str>, StoreError> {
-        let mine: Vec<&IdRow> = self
-            .ids
-            .iter()
-            .filter_map(|id| holders.get(id.as_str()))
-            .flatten()
-            .copied()
-            .filter(|row| self.models.contains(&row.model))
-            .collect();
+    /// The instance this event happened to, from `holders` (rows holding ids, sorted by id;
+    /// rows of other ids and models may be among them): the first model searched, in order,
+    /// that holds any of the ids, when one instance of it holds them all; `None` when no
+    /// searched model holds any; 409 `ids_conflict` when the ids are in two instances of that
+    /// model.
+    fn resolve<'r>(&self, holders: &'r [IdRow]) -> Result<Option<&'r str>, StoreError> {
+        let mine = || {
+            self.ids
+                .iter()
+                .flat_map(|id| holding(holders, id))
+                .filter(|row| self.models.contains(&row.model))
+        };
         let Some(model) = self
             .models
             .iter()
-            .find(|model| mine.iter().any(|row| &row.model == *model))
+            .find(|model| mine().any(|row| &row.model == *model))
         else {
             return Ok(None);
         };
-        let in_model: Vec<&IdRow> = mine.into_iter().filter(|row| &row.model == model).collect();
-        let instances: BTreeSet<&str> = in_model
-            .iter()
-            .map(|row| row.instance_id.as_str())
-            .collect();
-        let [instance_id] = instances.into_iter().collect::<Vec<_>>()[..] else {
-            let known: Vec<IdRow> = in_model.into_iter().cloned().collect();
-            return Err(ids_conflict(&self.ids, &known));
-        };
-        Ok(Some(instance_id))
+        let in_model = || mine().filter(|row| &row.model == model);
+        let mut instance_ids = in_model().map(|row| row.instance_id.as_str());
+        let first = instance_ids.next();
+        if instance_ids.all(|instance_id| Some(instance_id) == first) {
+            return Ok(first);
+        }
+        let known: Vec<IdRow> = in_model().cloned().collect();
+        Err(ids_conflict(&self.ids, &known))
     }
 
-    /// The row that records this event on `instance_id`, under a new event id.
-    fn row(&self, tenant: &str, instance_id: &str) -> EventRow {
-        EventRow {
-            tenant_id: tenant.to_owned(),
-            id: new_id(),
-            instance_id: instance_id.to_owned(),
-            name: self.name.clone(),
-            properties: self.properties.clone(),
+    /// This event as a row of `instance_id`, under the new event id `id`.
+    fn row<'a>(&'a self, tenant: &'a str, id: &'a str, instance_id: &'a str) -> NewEvent<'a> {
+        NewEvent {
+            tenant_id: tenant,
+            id,
+            instance_id,
+            name: &self.name,
+            properties: &self.properties,
             occurred_at: self.at,
             received_at: self.now,
-            message_id: self.message_id.clone(),
+            message_id: self.message_id.as_deref(),
         }
     }
+}
+
+/// The rows of `holders` (sorted by id) that hold `id`.
+fn holding<'r>(holders: &'r [IdRow], id: &str) -> &'r [IdRow] {
+    let start = holders.partition_point(|row| row.external_id.as_str() < id);
+    let end = start + holders[start..].partition_point(|row| row.external_id == id);
+    &holders[start..end]
 }
 
 /// Consecutive events of one tenant (one event call, or a run of a batch), recorded in one
@@ -290,13 +291,11 @@ impl Operation for TrackMany {
         }
         let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
         let models: Vec<&str> = models.into_iter().collect();
-        let holders = db.holders_of(tenant, &ids, &models).await?;
-        let mut by_id: HashMap<&str, Vec<&IdRow>> = HashMap::new();
-        for row in &holders {
-            by_id.entry(row.external_id.as_str()).or_default().push(row);
-        }
+        let mut holders = db.holders_of(tenant, &ids, &models).await?;
+        holders.sort_by(|a, b| a.external_id.cmp(&b.external_id));
 
-        let mut rows = Vec::new();
+        // The events to store: (event, instance id, new event id).
+        let mut stored: Vec<(&Track, &str, String)> = Vec::new();
         let mut outcomes = Vec::with_capacity(self.items.len());
         for item in &self.items {
             if let Some((event_id, instance_id)) = item
@@ -311,29 +310,33 @@ impl Operation for TrackMany {
                 }));
                 continue;
             }
-            outcomes.push(match item.resolve(&by_id) {
+            outcomes.push(match item.resolve(&holders) {
                 Err(conflict) => Err(conflict),
                 Ok(None) => Ok(EventOutcome::Discarded {
                     reason: "unknown_instance",
                 }),
                 Ok(Some(instance_id)) => {
-                    let row = item.row(tenant, instance_id);
-                    if let Some(message_id) = &row.message_id {
+                    let event_id = new_id();
+                    if let Some(message_id) = &item.message_id {
                         first.insert(
                             message_id.clone(),
-                            (row.id.clone(), row.instance_id.clone()),
+                            (event_id.clone(), instance_id.to_owned()),
                         );
                     }
-                    let stored = EventOutcome::Accepted {
-                        event_id: row.id.clone(),
-                        instance_id: row.instance_id.clone(),
+                    let outcome = EventOutcome::Accepted {
+                        event_id: event_id.clone(),
+                        instance_id: instance_id.to_owned(),
                         duplicate: false,
                     };
-                    rows.push(row);
-                    Ok(stored)
+                    stored.push((item, instance_id, event_id));
+                    Ok(outcome)
                 }
             });
         }
+        let rows: Vec<NewEvent<'_>> = stored
+            .iter()
+            .map(|(item, instance_id, event_id)| item.row(tenant, event_id, instance_id))
+            .collect();
         db.insert_events(&rows).await?;
         Ok(outcomes)
     }

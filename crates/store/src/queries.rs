@@ -155,6 +155,34 @@ pub(crate) struct EventRow {
     pub message_id: Option<String>,
 }
 
+/// An event of a multi-row insert, borrowing what the run already holds: only its id is new.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewEvent<'a> {
+    pub tenant_id: &'a str,
+    pub id: &'a str,
+    pub instance_id: &'a str,
+    pub name: &'a str,
+    pub properties: &'a str,
+    pub occurred_at: i64,
+    pub received_at: i64,
+    pub message_id: Option<&'a str>,
+}
+
+impl NewEvent<'_> {
+    fn to_row(self) -> EventRow {
+        EventRow {
+            tenant_id: self.tenant_id.to_owned(),
+            id: self.id.to_owned(),
+            instance_id: self.instance_id.to_owned(),
+            name: self.name.to_owned(),
+            properties: self.properties.to_owned(),
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            message_id: self.message_id.map(str::to_owned),
+        }
+    }
+}
+
 /// The event stored under a messageId: what a duplicate of it answers.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
@@ -553,15 +581,15 @@ impl Db<'_> {
     /// text is the same for any number of rows and stays prepared. diesel builds a multi-row
     /// INSERT for SQLite only on its synchronous connection, so there the statement runs on
     /// the connection's own thread.
-    pub async fn insert_events(&mut self, rows: &[EventRow]) -> QueryResult<()> {
+    pub async fn insert_events<'a>(&mut self, rows: &[NewEvent<'a>]) -> QueryResult<()> {
         use diesel::sql_types::{Array, BigInt, Nullable, Text};
         for chunk in rows.chunks(INSERT_CHUNK) {
             match self {
                 Db::Pg(conn) => {
-                    let column = |field: fn(&EventRow) -> &String| -> Vec<&str> {
-                        chunk.iter().map(|row| field(row).as_str()).collect()
+                    let column = |field: fn(&NewEvent<'a>) -> &'a str| -> Vec<&'a str> {
+                        chunk.iter().map(field).collect()
                     };
-                    let times = |field: fn(&EventRow) -> i64| -> Vec<i64> {
+                    let times = |field: fn(&NewEvent<'a>) -> i64| -> Vec<i64> {
                         chunk.iter().map(field).collect()
                     };
                     diesel::sql_query(
@@ -570,24 +598,22 @@ impl Db<'_> {
                          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
                          $5::text[], $6::bigint[], $7::bigint[], $8::text[])",
                     )
-                    .bind::<Array<Text>, _>(column(|row| &row.tenant_id))
-                    .bind::<Array<Text>, _>(column(|row| &row.id))
-                    .bind::<Array<Text>, _>(column(|row| &row.instance_id))
-                    .bind::<Array<Text>, _>(column(|row| &row.name))
-                    .bind::<Array<Text>, _>(column(|row| &row.properties))
+                    .bind::<Array<Text>, _>(column(|row| row.tenant_id))
+                    .bind::<Array<Text>, _>(column(|row| row.id))
+                    .bind::<Array<Text>, _>(column(|row| row.instance_id))
+                    .bind::<Array<Text>, _>(column(|row| row.name))
+                    .bind::<Array<Text>, _>(column(|row| row.properties))
                     .bind::<Array<BigInt>, _>(times(|row| row.occurred_at))
                     .bind::<Array<BigInt>, _>(times(|row| row.received_at))
                     .bind::<Array<Nullable<Text>>, _>(
-                        chunk
-                            .iter()
-                            .map(|row| row.message_id.as_deref())
-                            .collect::<Vec<_>>(),
+                        chunk.iter().map(|row| row.message_id).collect::<Vec<_>>(),
                     )
                     .execute(*conn)
                     .await?;
                 }
                 Db::Sqlite(conn) => {
-                    let chunk = chunk.to_vec();
+                    // SQLite's thread needs the rows owned.
+                    let chunk: Vec<EventRow> = chunk.iter().map(|row| row.to_row()).collect();
                     conn.spawn_blocking(move |conn| {
                         let insert = diesel::insert_into(events::table).values(&chunk);
                         diesel::RunQueryDsl::execute(insert, conn)
