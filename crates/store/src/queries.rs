@@ -156,7 +156,8 @@ pub(crate) struct EventRow {
 }
 
 /// An event of a multi-row insert, borrowing what the run already holds: only its id is new.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Insertable)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
 pub(crate) struct NewEvent<'a> {
     pub tenant_id: &'a str,
     pub id: &'a str,
@@ -585,6 +586,13 @@ impl Db<'_> {
         use diesel::sql_types::{Array, BigInt, Nullable, Text};
         for chunk in rows.chunks(INSERT_CHUNK) {
             match self {
+                // One row (a single event call): the plain INSERT binds 8 values, not 8 arrays.
+                Db::Pg(conn) if chunk.len() == 1 => {
+                    diesel::insert_into(events::table)
+                        .values(chunk[0])
+                        .execute(*conn)
+                        .await?;
+                }
                 Db::Pg(conn) => {
                     let column = |field: fn(&NewEvent<'a>) -> &'a str| -> Vec<&'a str> {
                         chunk.iter().map(field).collect()
