@@ -112,17 +112,25 @@ impl Metrics {
     /// convention.
     pub fn incr(&self, name: &'static str, labels: &[(&'static str, &str)]) {
         debug_assert!(is_valid_name(name), "invalid metric name {name:?}");
+        let mut counters = lock(&self.counters);
+        let series = &mut counters.entry(name).or_default().series;
+        // A series seen before is found without building its key (families have few series).
+        let same = |key: &[(&'static str, String)]| {
+            key.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|&(label, value)| key.iter().any(|(l, v)| *l == label && v == value))
+        };
+        if let Some((_, count)) = series.iter_mut().find(|(key, _)| same(key)) {
+            *count += 1;
+            return;
+        }
         let mut key: Vec<(&'static str, String)> = labels
             .iter()
             .map(|&(label, value)| (label, value.to_owned()))
             .collect();
         key.sort_unstable();
-        *lock(&self.counters)
-            .entry(name)
-            .or_default()
-            .series
-            .entry(key)
-            .or_default() += 1;
+        *series.entry(key).or_default() += 1;
     }
 
     /// Sets the `# HELP` text of the generic counter `name`; counters without one get a generic

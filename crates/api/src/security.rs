@@ -53,7 +53,7 @@ async fn check_tenant_key(req: &Request, bearer: Bearer) -> poem::Result<Princip
         tracing::debug!(%error, "tenant key refused");
         ApiError::unauthorized("the API key is invalid, expired or revoked")
     })?;
-    let tenant = TenantId(claims.tid.clone());
+    let tenant = TenantId(claims.tid.as_str().into());
     match state.api_key(&tenant, &claims.jti).await? {
         Some(key) if key.revoked_at.is_none() => {
             tracing::debug!(tenant = %claims.sub, key = %claims.jti, "tenant key accepted");

@@ -30,7 +30,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     configs: Cache<(TenantId, i64), Arc<CompiledConfig>>,
     active_versions: Cache<TenantId, Option<i64>>,
-    api_keys: Cache<(TenantId, String), Option<ApiKey>>,
+    api_keys: Cache<(TenantId, String), Option<Arc<ApiKey>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -65,12 +65,10 @@ impl AppState {
         tenant: &TenantId,
         slug: &str,
     ) -> Result<Option<Arc<CompiledConfig>>, ApiError> {
-        let store = self.store.clone();
-        let key = tenant.clone();
         let version = self
             .active_versions
-            .try_get_with(tenant.clone(), async move {
-                store.active_config_version(&key).await
+            .try_get_with(tenant.clone(), async {
+                self.store.active_config_version(tenant).await
             })
             .await
             .map_err(|error| ApiError::from((*error).clone()))?;
@@ -78,14 +76,12 @@ impl AppState {
             return Ok(None);
         };
         let metrics = Arc::clone(&self.metrics);
-        let store = self.store.clone();
-        let (tenant_key, slug) = (tenant.clone(), slug.to_owned());
         let mut compiled_now = false;
         let config = self
             .configs
             .try_get_with((tenant.clone(), version), async {
                 compiled_now = true;
-                compile_version(store, tenant_key, slug, version).await
+                compile_version(self.store.clone(), tenant.clone(), slug.to_owned(), version).await
             })
             .await
             .map_err(|error| (*error).clone())?;
@@ -106,15 +102,15 @@ impl AppState {
         &self,
         tenant: &TenantId,
         key_id: &str,
-    ) -> Result<Option<ApiKey>, ApiError> {
-        let store = self.store.clone();
-        let (tenant_key, id) = (tenant.clone(), key_id.to_owned());
+    ) -> Result<Option<Arc<ApiKey>>, ApiError> {
         let mut looked_up = false;
         let found = self
             .api_keys
             .try_get_with((tenant.clone(), key_id.to_owned()), async {
                 looked_up = true;
-                store.key(&tenant_key, &id).await
+                Ok::<_, functionary_store::StoreError>(
+                    self.store.key(tenant, key_id).await?.map(Arc::new),
+                )
             })
             .await
             .map_err(|error| ApiError::from((*error).clone()))?;

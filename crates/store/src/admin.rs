@@ -102,7 +102,7 @@ impl Operation for PutConfig {
             .await?
             .map_or(1, |row| row.version + 1);
         let row = ConfigRow {
-            tenant_id: self.tenant.0.clone(),
+            tenant_id: self.tenant.as_str().to_owned(),
             version,
             yaml: self.yaml.clone(),
             created_at: self.now,
@@ -176,7 +176,7 @@ impl Operation for CreateKey {
 
     async fn run(&self, db: &mut Db<'_>) -> Result<ApiKey, TxError> {
         let row = KeyRow {
-            tenant_id: self.tenant.0.clone(),
+            tenant_id: self.tenant.as_str().to_owned(),
             key_id: self.key_id.clone(),
             name: self.name.clone(),
             scopes: self.scopes.join(","),

@@ -198,7 +198,7 @@ impl Identify {
         })?;
         let text = properties::check_size(&values, "/properties", "the merged properties")?;
         let row = InstanceRow {
-            tenant_id: self.tenant.0.clone(),
+            tenant_id: self.tenant.as_str().to_owned(),
             id: stored.map_or_else(new_id, |row| row.id.clone()),
             model: self.model.clone(),
             display_name,
@@ -271,14 +271,14 @@ impl Identify {
                             Role::Parent => (row.instance_id.clone(), this.to_owned()),
                         };
                         edges.push(EdgeRow {
-                            tenant_id: self.tenant.0.clone(),
+                            tenant_id: self.tenant.as_str().to_owned(),
                             parent_id,
                             child_id,
                             created_at: self.now,
                         });
                     }
                     None => pending.push(PendingRow {
-                        tenant_id: self.tenant.0.clone(),
+                        tenant_id: self.tenant.as_str().to_owned(),
                         owner_id: this.to_owned(),
                         role: link.role.as_str().to_owned(),
                         target_external_id: id.clone(),
@@ -342,7 +342,7 @@ impl Identify {
                 continue;
             }
             edges.push(EdgeRow {
-                tenant_id: self.tenant.0.clone(),
+                tenant_id: self.tenant.as_str().to_owned(),
                 parent_id,
                 child_id,
                 created_at: self.now,

@@ -36,9 +36,10 @@ use db::{Db, Operation, Pool};
 use error::TxError;
 use queries::TenantRow;
 
-/// The store's own id of a tenant (not its slug).
+/// The store's own id of a tenant (not its slug). Shared, not copied: every call of a tenant
+/// carries it from the key check through the caches to the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TenantId(pub String);
+pub struct TenantId(pub std::sync::Arc<str>);
 
 impl TenantId {
     pub fn as_str(&self) -> &str {
@@ -464,7 +465,7 @@ impl Store {
 
 fn tenant(row: TenantRow) -> Tenant {
     Tenant {
-        id: TenantId(row.id),
+        id: TenantId(row.id.into()),
         slug: row.slug,
         display_name: row.display_name,
         created_at: read::micros_to_time(row.created_at),
