@@ -9,6 +9,7 @@
 //! ([`group_commit`]).
 
 mod group_commit;
+mod sqlite_thread;
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 use crate::error::{StoreError, TxError};
 
-pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection, sqlite_thread::SqliteThread>;
 
 /// A connection of either backend, borrowed for one operation or transaction.
 pub(crate) enum Db<'c> {

@@ -19,6 +19,10 @@
 //!
 //! A write that arrives while the writer is idle is a group of one: nobody waits for a group to
 //! fill.
+//!
+//! A group runs on one blocking thread from BEGIN to COMMIT, every statement on the spot
+//! ([`super::sqlite_thread`]): the writes' async code is the same as on PostgreSQL, without a
+//! trip to another thread per statement.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -30,6 +34,7 @@ use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection, TransactionManager};
 use tokio::sync::{mpsc, oneshot};
 
+use super::sqlite_thread::run_in_place;
 use super::{Db, MAX_ATTEMPTS, Operation, SqliteConn, classify, is_retryable, unavailable};
 use crate::error::{StoreError, TxError};
 
@@ -140,18 +145,24 @@ async fn run(pool: WeakPool<SqliteConn>, mut jobs: mpsc::Receiver<Box<dyn Job>>)
             return;
         }
         let pool = pool.upgrade();
-        // Each group on a task of its own: should a write panic, its group is lost (its
-        // callers see their answers dropped) but the writer goes on with the next group.
-        let _ = tokio::spawn(async move {
-            let committed = match pool {
-                // The pool handle goes before the answers do: a caller that drops the store
-                // on its answer closes the connections at once.
-                Some(pool) => commit(&pool, &mut group).await,
-                None => Err(StoreError::Unavailable("the store is closed".to_owned())),
-            };
-            for job in group {
-                job.answer(committed.clone());
-            }
+        let runtime = tokio::runtime::Handle::current();
+        // Each group on a blocking thread of its own, its statements run there on the spot
+        // (no trip to another thread per statement). Should a write panic, its group is lost
+        // (its callers see their answers dropped) but the writer goes on with the next group.
+        let _ = tokio::task::spawn_blocking(move || {
+            run_in_place(|| {
+                runtime.block_on(async move {
+                    let committed = match pool {
+                        // The pool handle goes before the answers do: a caller that drops the
+                        // store on its answer closes the connections at once.
+                        Some(pool) => commit(&pool, &mut group).await,
+                        None => Err(StoreError::Unavailable("the store is closed".to_owned())),
+                    };
+                    for job in group {
+                        job.answer(committed.clone());
+                    }
+                });
+            });
         })
         .await;
     }
