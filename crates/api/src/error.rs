@@ -153,11 +153,12 @@ impl poem::error::ResponseError for ApiError {
 
     fn as_response(&self) -> poem::Response {
         // The same envelope the endpoints answer with, `details` included.
-        let body = poem_openapi::types::ToJSON::to_json(&self.body).unwrap_or_default();
+        // Written like every other answer's envelope (`payload::Json`), fields in one order.
+        let body = serde_json::to_string(&self.body).unwrap_or_default();
         let mut response = poem::Response::builder()
             .status(self.status)
             .content_type("application/json")
-            .body(body.to_string());
+            .body(body);
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -291,28 +292,28 @@ macro_rules! endpoint_response {
             $(
                 #[doc = concat!("The request failed (status ", stringify!($err_status), "); see `error.code`.")]
                 #[oai(status = $err_status)]
-                $err(poem_openapi::payload::Json<crate::error::ErrorBody>),
+                $err(crate::payload::Json<crate::error::ErrorBody>),
             )*
             /// The store is unavailable: retry after `Retry-After` seconds.
             #[oai(status = 503)]
             Unavailable(
-                poem_openapi::payload::Json<crate::error::ErrorBody>,
+                crate::payload::Json<crate::error::ErrorBody>,
                 #[oai(header = "Retry-After")] u32,
             ),
             /// An unexpected error; it has been logged.
             #[oai(status = 500)]
-            Internal(poem_openapi::payload::Json<crate::error::ErrorBody>),
+            Internal(crate::payload::Json<crate::error::ErrorBody>),
         }
 
         impl From<crate::error::ApiError> for $name {
             fn from(error: crate::error::ApiError) -> Self {
                 match error.status.as_u16() {
-                    $( $err_status => Self::$err(poem_openapi::payload::Json(error.body)), )*
-                    503 => Self::Unavailable(poem_openapi::payload::Json(error.body), crate::error::RETRY_AFTER_SECONDS),
-                    500 => Self::Internal(poem_openapi::payload::Json(error.body)),
+                    $( $err_status => Self::$err(crate::payload::Json(error.body)), )*
+                    503 => Self::Unavailable(crate::payload::Json(error.body), crate::error::RETRY_AFTER_SECONDS),
+                    500 => Self::Internal(crate::payload::Json(error.body)),
                     other => {
                         tracing::error!(status = other, code = %error.body.error.code, "status not declared by this endpoint");
-                        Self::Internal(poem_openapi::payload::Json(crate::error::ApiError::internal().body))
+                        Self::Internal(crate::payload::Json(crate::error::ApiError::internal().body))
                     }
                 }
             }

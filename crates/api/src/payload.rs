@@ -1,4 +1,5 @@
-//! [`Json`]: the JSON payload of the ingest endpoints, read and written with serde directly.
+//! [`Json`]: the JSON payload of the ingest endpoints and of every error envelope, read and
+//! written with serde directly.
 //!
 //! poem-openapi's `Json` parses every body into a `serde_json::Value` and builds the typed
 //! request from it, and renders every answer through a `Value` too: an allocation for each key
