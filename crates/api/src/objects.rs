@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::error::ErrorBody;
 use crate::id::Id;
-use crate::payload::{FastParse, request_object, without_type};
-use crate::strict::{NoNullFields, Text, refuse_null_fields};
+use crate::payload::{RequestObject, request_object, without_type};
+use crate::strict::{Text, refuse_null_fields};
 
 /// A properties object: any JSON object.
 pub type Properties = BTreeMap<String, Value>;
@@ -215,27 +215,6 @@ request_object! {
     }
 }
 
-impl FastParse for NoNullFields<IdentifyRequest> {
-    fn fast_parse(body: &[u8]) -> Option<Self> {
-        let request: IdentifyRequest = serde_json::from_slice(body).ok()?;
-        request.within_limits().then_some(Self(request))
-    }
-}
-
-impl FastParse for NoNullFields<EventRequest> {
-    fn fast_parse(body: &[u8]) -> Option<Self> {
-        let request: EventRequest = serde_json::from_slice(body).ok()?;
-        request.within_limits().then_some(Self(request))
-    }
-}
-
-impl FastParse for NoNullFields<BatchRequest> {
-    fn fast_parse(body: &[u8]) -> Option<Self> {
-        let request: BatchRequest = serde_json::from_slice(body).ok()?;
-        request.within_limits().then_some(Self(request))
-    }
-}
-
 /// A batch item on the fast reader: read from its own text, straight into the request its
 /// `type` names; an item that does not read so is read from a `Value` by
 /// [`BatchItem::parse_from_json`], which says what is wrong with it.
@@ -253,10 +232,10 @@ impl<'de> serde::Deserialize<'de> for BatchItem {
             .and_then(|kind| kind.kind)
         {
             Some("identify") => without_type::<IdentifyRequest>(json)
-                .filter(IdentifyRequest::within_limits)
+                .filter(RequestObject::within_limits)
                 .map(Self::Identify),
             Some("event") => without_type::<EventRequest>(json)
-                .filter(EventRequest::within_limits)
+                .filter(RequestObject::within_limits)
                 .map(Self::Event),
             _ => None,
         };

@@ -35,6 +35,20 @@ pub trait FastParse: Sized {
     fn fast_parse(body: &[u8]) -> Option<Self>;
 }
 
+/// A request object declared with [`request_object!`].
+pub trait RequestObject: serde::de::DeserializeOwned {
+    /// Whether every field keeps the limits the spec declares for it.
+    fn within_limits(&self) -> bool;
+}
+
+/// A request object is read fast when serde reads it and it keeps its limits.
+impl<T: RequestObject> FastParse for crate::strict::NoNullFields<T> {
+    fn fast_parse(body: &[u8]) -> Option<Self> {
+        let request: T = serde_json::from_slice(body).ok()?;
+        request.within_limits().then_some(Self(request))
+    }
+}
+
 impl<T: Type> Payload for Json<T> {
     const CONTENT_TYPE: &'static str = poem_openapi::payload::Json::<T>::CONTENT_TYPE;
 
@@ -214,7 +228,7 @@ pub(crate) use limit;
 /// Declares a request object once for both readers: the poem-openapi `Object` (spec and
 /// `Value` reader, `camelCase`, unknown fields refused, each field's `#[limits(...)]` as its
 /// validators) and the serde reader of [`FastParse`] with the same names, whose result is
-/// taken only when [`within_limits`](Self::within_limits) holds.
+/// taken only when [`RequestObject::within_limits`] holds.
 ///
 /// Fields are read with [`field`], so `null` is refused. A left-out field is its `Default`,
 /// which breaks the `min_length` / `min_items` limit every required field has, so the `Value`
@@ -243,9 +257,8 @@ macro_rules! request_object {
             )+
         }
 
-        impl $name {
-            /// Whether every field keeps the limits the spec declares for it.
-            pub fn within_limits(&self) -> bool {
+        impl $crate::payload::RequestObject for $name {
+            fn within_limits(&self) -> bool {
                 true $($( $( && $crate::payload::limit!($limit, $bound, &self.$field) )+ )?)+
             }
         }
